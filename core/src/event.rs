@@ -21,6 +21,9 @@ pub struct EventMetadata {
     pub causation_id: Option<String>,
     /// Name of the node that wrote the event.
     pub node: Option<String>,
+    /// The encoded reply to the command, set on the last event a command produced. It lets a
+    /// runtime answer a repeated command id with the original reply after a restart.
+    pub reply: Option<Bytes>,
 }
 
 impl EventMetadata {
@@ -32,6 +35,7 @@ impl EventMetadata {
             correlation_id: None,
             causation_id: None,
             node: None,
+            reply: None,
         }
     }
 
@@ -56,6 +60,12 @@ impl EventMetadata {
     /// Sets the writing node.
     pub fn with_node(mut self, node: impl Into<String>) -> Self {
         self.node = Some(node.into());
+        self
+    }
+
+    /// Sets the encoded command reply.
+    pub fn with_reply(mut self, reply: impl Into<Bytes>) -> Self {
+        self.reply = Some(reply.into());
         self
     }
 }

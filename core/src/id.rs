@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -48,12 +49,12 @@ pub enum IdError {
     },
 }
 
-/// The name of a kind of actor, such as `invoice` or `customer`.
+/// The name of a kind of actor, such as `invoice` or `customer`. Cheap to clone.
 ///
 /// A kind is 1 to [`MAX_KIND_LEN`] bytes of lowercase ASCII letters, digits, `_` and `-`, so every
 /// backend can use it as it is in keys, subjects and table values.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ActorKind(String);
+pub struct ActorKind(Arc<str>);
 
 impl ActorKind {
     /// Validates `kind` and wraps it.
@@ -76,7 +77,7 @@ impl ActorKind {
         {
             return Err(IdError::InvalidKindChar { kind, ch });
         }
-        Ok(Self(kind))
+        Ok(Self(kind.into()))
     }
 
     /// The kind as a string slice.
@@ -85,13 +86,13 @@ impl ActorKind {
     }
 }
 
-/// The id of one actor within its kind.
+/// The id of one actor within its kind. Cheap to clone.
 ///
 /// Any non-empty UTF-8 string up to [`MAX_ID_LEN`] bytes is valid, including dots, `*`, `>`,
 /// spaces, slashes, control characters and non-ASCII text. A backend that cannot store such
 /// characters as they are encodes the id; callers always see the original string.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ActorId(String);
+pub struct ActorId(Arc<str>);
 
 impl ActorId {
     /// Validates `id` and wraps it.
@@ -109,7 +110,7 @@ impl ActorId {
             let prefix = id.chars().take(32).collect();
             return Err(IdError::IdTooLong { prefix, len });
         }
-        Ok(Self(id))
+        Ok(Self(id.into()))
     }
 
     /// The id as a string slice.
@@ -221,7 +222,7 @@ macro_rules! string_newtype_impls {
 
         impl From<$ty> for String {
             fn from(value: $ty) -> String {
-                value.0
+                value.0.to_string()
             }
         }
 

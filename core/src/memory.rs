@@ -15,8 +15,8 @@ use crate::store::{AppendOutcome, EventStore, EventStream, Snapshotter, StoreLim
 use crate::subscription::{Page, follow};
 use crate::version::{ExpectedVersion, Position, Version};
 
-/// Events returned by one internal read of [`MemoryStore`].
-const PAGE_SIZE: usize = 512;
+/// Events returned by one internal read of [`MemoryStore`] unless set otherwise.
+const DEFAULT_PAGE_SIZE: usize = 512;
 
 /// An [`EventStore`] and [`Snapshotter`] kept in process memory.
 ///
@@ -27,6 +27,7 @@ pub struct MemoryStore {
     inner: Arc<RwLock<Inner>>,
     head: Arc<watch::Sender<Position>>,
     limits: StoreLimits,
+    page_size: usize,
 }
 
 #[derive(Default)]
@@ -51,7 +52,15 @@ impl MemoryStore {
             inner: Arc::new(RwLock::new(Inner::default())),
             head: Arc::new(head),
             limits,
+            page_size: DEFAULT_PAGE_SIZE,
         }
+    }
+
+    /// Sets how many events one internal read returns (default 512, minimum 1), so tests can
+    /// exercise readers across many pages.
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
     }
 
     /// The number of events stored.
@@ -85,7 +94,7 @@ impl MemoryStore {
             events: Vec::new(),
             scanned_to: after,
         };
-        for event in inner.log.iter().skip(start).take(PAGE_SIZE) {
+        for event in inner.log.iter().skip(start).take(self.page_size) {
             page.scanned_to = event.position;
             if filter.matches(&event.actor) {
                 page.events.push(event.clone());
@@ -180,7 +189,7 @@ impl EventStore for MemoryStore {
                 }
                 let inner = store.read_lock();
                 let indexes = inner.streams.get(&actor)?;
-                let stop = (next + PAGE_SIZE).min(end);
+                let stop = (next + store.page_size).min(end);
                 let page: Vec<_> = indexes[next..stop]
                     .iter()
                     .map(|&i| Ok(inner.log[i].clone()))

@@ -110,3 +110,8 @@ pub use aether_core::{
 /// The embedded sled store.
 #[cfg(feature = "sled")]
 pub use aether_sled as sled;
+
+/// Compiles the README's Rust examples as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

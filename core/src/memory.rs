@@ -229,6 +229,10 @@ impl EventStore for MemoryStore {
         Box::pin(futures::StreamExt::flatten(pages))
     }
 
+    async fn last_position(&self) -> Result<Position, StoreError> {
+        Ok(Position::new(self.read_lock().log.len() as u64))
+    }
+
     fn subscribe(&self, after: Position, filter: EventFilter) -> EventStream {
         let store = self.clone();
         follow(after, self.head.subscribe(), move |after| {

@@ -148,6 +148,25 @@ pub trait EventStore: Send + Sync + 'static {
     /// store's head when the read starts.
     fn read_all(&self, after: Position, filter: EventFilter) -> EventStream;
 
+    /// Returns the position of the newest stored event, or [`Position::START`] when the store is
+    /// empty. A subscription started after it delivers only events stored later.
+    ///
+    /// The provided implementation reads every stored event; backends override it with a
+    /// direct look-up.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] or [`StoreError::Backend`] when the store cannot be read.
+    async fn last_position(&self) -> Result<Position, StoreError> {
+        use futures::StreamExt;
+        let mut events = self.read_all(Position::START, EventFilter::all());
+        let mut last = Position::START;
+        while let Some(event) = events.next().await {
+            last = last.max(event?.position);
+        }
+        Ok(last)
+    }
+
     /// Delivers every event after position `after` that passes `filter`, in position order, first
     /// those already stored and then new ones as they are stored. The stream does not end on its
     /// own. Each event carries its position, so a consumer can checkpoint and resume.
@@ -201,6 +220,10 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
 
     fn read_all(&self, after: Position, filter: EventFilter) -> EventStream {
         (**self).read_all(after, filter)
+    }
+
+    async fn last_position(&self) -> Result<Position, StoreError> {
+        (**self).last_position().await
     }
 
     fn subscribe(&self, after: Position, filter: EventFilter) -> EventStream {

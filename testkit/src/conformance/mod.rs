@@ -32,7 +32,7 @@
 //!   [`read_stops_at_head_seen_at_start`];
 //! - store-wide reads: [`read_all_orders_every_event_once`],
 //!   [`read_all_filters_by_kind_and_actor`], [`read_all_after_last_position_is_empty`],
-//!   [`read_all_stops_at_head_seen_at_start`];
+//!   [`read_all_stops_at_head_seen_at_start`], [`last_position_follows_appends`];
 //! - subscriptions: [`subscribe_delivers_stored_then_live`],
 //!   [`subscribe_resumes_from_checkpoint`], [`subscribe_receives_concurrent_appends`],
 //!   [`subscribe_applies_filter`];
@@ -42,7 +42,7 @@
 //!   [`append_over_total_limit_is_rejected`];
 //! - snapshots: [`snapshot_never_goes_back`], [`snapshot_ahead_of_events_is_rejected`],
 //!   [`missing_snapshot_loads_none`], [`snapshot_state_round_trips`],
-//!   [`snapshot_over_limit_is_rejected`].
+//!   [`snapshot_over_limit_is_rejected`], [`snapshot_same_version_replaces`].
 
 mod append;
 mod conflicts;
@@ -82,12 +82,13 @@ pub use read::{
     read_stops_at_head_seen_at_start,
 };
 pub use read_all::{
-    read_all_after_last_position_is_empty, read_all_filters_by_kind_and_actor,
-    read_all_orders_every_event_once, read_all_stops_at_head_seen_at_start,
+    last_position_follows_appends, read_all_after_last_position_is_empty,
+    read_all_filters_by_kind_and_actor, read_all_orders_every_event_once,
+    read_all_stops_at_head_seen_at_start,
 };
 pub use snapshots::{
     missing_snapshot_loads_none, snapshot_ahead_of_events_is_rejected, snapshot_never_goes_back,
-    snapshot_over_limit_is_rejected, snapshot_state_round_trips,
+    snapshot_over_limit_is_rejected, snapshot_same_version_replaces, snapshot_state_round_trips,
 };
 pub use subscribe::{
     subscribe_applies_filter, subscribe_delivers_stored_then_live,
@@ -227,6 +228,7 @@ macro_rules! conformance_suite {
             read_all_filters_by_kind_and_actor,
             read_all_after_last_position_is_empty,
             read_all_stops_at_head_seen_at_start,
+            last_position_follows_appends,
             // subscriptions
             subscribe_delivers_stored_then_live,
             subscribe_resumes_from_checkpoint,
@@ -243,6 +245,7 @@ macro_rules! conformance_suite {
             append_over_total_limit_is_rejected,
             // snapshots
             snapshot_never_goes_back,
+            snapshot_same_version_replaces,
             snapshot_ahead_of_events_is_rejected,
             missing_snapshot_loads_none,
             snapshot_state_round_trips,

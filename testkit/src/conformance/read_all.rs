@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::helpers::{
     append_batches, append_ok, assert_empty_store, assert_positions_increase, assert_versions_from,
     collect_within, event, label, next_events, numbered_events, read_all_events, unique_actor,
+    within,
 };
 use super::read::PAGED_STREAM;
 use super::{Fixture, LONG_WAIT, WAIT};
@@ -252,4 +253,60 @@ pub async fn read_all_stops_at_head_seen_at_start<S: EventStore + Snapshotter + 
 
 fn kind(name: &str) -> ActorKind {
     ActorKind::new(name).unwrap_or_else(|err| panic!("kind {name:?}: {err}"))
+}
+
+/// `last_position` is the start on an empty store and then the position of the newest event,
+/// and a subscription after it sees only later events.
+pub async fn last_position_follows_appends<S: EventStore + Snapshotter + Clone>(
+    fixture: Fixture<S>,
+) {
+    let store = fixture.store().clone();
+    assert_empty_store(&store).await;
+    let empty = within("last_position of an empty store", store.last_position()).await;
+    assert_eq!(
+        empty.unwrap(),
+        Position::START,
+        "last_position of an empty store"
+    );
+
+    let first = unique_actor("ledger");
+    let second = unique_actor("ledger");
+    let a = append_ok(
+        &store,
+        &first,
+        ExpectedVersion::NoEvents,
+        numbered_events(1, 3),
+    )
+    .await;
+    let b = append_ok(
+        &store,
+        &second,
+        ExpectedVersion::NoEvents,
+        numbered_events(1, 2),
+    )
+    .await;
+    assert!(b.position > a.position, "positions grow across actors");
+    let last = within("last_position after two appends", store.last_position())
+        .await
+        .unwrap();
+    assert_eq!(last, b.position, "last_position after two appends");
+
+    let mut live = store.subscribe(last, EventFilter::all());
+    let c = append_ok(
+        &store,
+        &first,
+        Version::new(3).into(),
+        numbered_events(4, 1),
+    )
+    .await;
+    let delivered = next_events("subscription after last_position", &mut live, 1, WAIT).await;
+    assert_eq!(
+        delivered[0].position, c.position,
+        "only the later event is delivered"
+    );
+    assert_eq!(
+        delivered[0].version,
+        Version::new(4),
+        "version of the later event"
+    );
 }

@@ -305,3 +305,51 @@ fn assert_invalid_input(err: &StoreError, actor: &ActorRef, context: &str) {
         assert_eq!(named, actor, "{context}: the error names the wrong actor");
     }
 }
+
+/// A snapshot of the same version replaces the stored one, so a state whose schema changed can
+/// be rewritten, and an actor without events can keep a snapshot at version 0.
+pub async fn snapshot_same_version_replaces<S: EventStore + Snapshotter + Clone>(
+    fixture: Fixture<S>,
+) {
+    let store = fixture.store().clone();
+    let actor = unique_actor("account");
+    append_ok(
+        &store,
+        &actor,
+        ExpectedVersion::NoEvents,
+        numbered_events(1, 2),
+    )
+    .await;
+
+    assert!(
+        save(&store, &actor, Snapshot::new(Version::new(2), "old shape")).await,
+        "first save"
+    );
+    let rewritten = Snapshot::new(Version::new(2), "new shape").with_schema_version(2);
+    assert!(
+        save(&store, &actor, rewritten).await,
+        "save of the same version"
+    );
+    let loaded = load(&store, &actor).await.expect("snapshot after rewrite");
+    assert_eq!(
+        loaded.state,
+        Bytes::from_static(b"new shape"),
+        "state after rewrite"
+    );
+    assert_eq!(loaded.schema_version, 2, "schema version after rewrite");
+
+    let idle = unique_actor("checkpoint");
+    for round in 0..3u8 {
+        let snapshot = Snapshot::new(Version::ZERO, vec![round]);
+        assert!(
+            save(&store, &idle, snapshot).await,
+            "save {round} at version 0"
+        );
+    }
+    let loaded = load(&store, &idle).await.expect("snapshot at version 0");
+    assert_eq!(
+        loaded.state,
+        Bytes::from(vec![2u8]),
+        "newest snapshot at version 0"
+    );
+}

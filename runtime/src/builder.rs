@@ -289,6 +289,12 @@ impl<S: EventStore + Snapshotter> RuntimeBuilder<S> {
         self
     }
 
+    /// Sets [`RuntimeConfig::follow_store`].
+    pub fn follow_store(mut self, enabled: bool) -> Self {
+        self.config.follow_store = enabled;
+        self
+    }
+
     /// Checks the registrations and settings and starts the runtime and its policy runners.
     /// Must be called inside a Tokio runtime.
     ///
@@ -336,10 +342,15 @@ impl<S: EventStore + Snapshotter> RuntimeBuilder<S> {
             .iter()
             .map(|policy| policy.erased.clone().start(shared.clone()))
             .collect();
+        let follower = shared
+            .config
+            .follow_store
+            .then(|| crate::follower::start(shared.clone()));
         let models = self.policies.iter().map(|p| p.erased.model()).collect();
         Ok(Runtime::from_parts(
             shared,
             Arc::new(Mutex::new(runners)),
+            Arc::new(Mutex::new(follower)),
             models,
         ))
     }

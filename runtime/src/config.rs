@@ -40,6 +40,10 @@ pub struct RuntimeConfig {
     pub policy_checkpoint_every: u64,
     /// Policy commands in flight at once per policy. Default: 256.
     pub policy_concurrency: usize,
+    /// Whether active actors follow events that other writers (other nodes, tools) store for
+    /// them, through one store subscription per runtime. Without it an actor still catches up,
+    /// but only when its next append conflicts. Default: true.
+    pub follow_store: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -60,6 +64,7 @@ impl Default for RuntimeConfig {
             ask_timeout: Duration::from_secs(30),
             policy_checkpoint_every: 256,
             policy_concurrency: 256,
+            follow_store: true,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aether_core::{ActorId, ActorRef, Codec, EventStore, Snapshotter};
+use aether_core::{ActorId, ActorRef, Codec, EventStore, Snapshotter, Version};
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -31,6 +31,11 @@ pub(crate) trait ErasedKind<S>: Send + Sync {
 
     /// Stops a VM and waits until it finished. Returns whether one was running.
     async fn stop(&self, id: &ActorId) -> bool;
+
+    /// Tells an active VM that `version` was stored by another writer. Does nothing when the
+    /// actor is not active or its mailbox is full: it reads the store on its next activation or
+    /// conflict anyway.
+    fn notify(&self, id: &ActorId, version: Version);
 }
 
 /// A registered kind behind the erased interface.
@@ -112,6 +117,12 @@ impl<A: Actor, S: EventStore + Snapshotter> ErasedKind<S> for KindEntry<A> {
         if let Some(handle) = self.0.vms.get(id) {
             let (ack, _) = oneshot::channel();
             let _ = handle.tx.try_send(Message::Stop(ack));
+        }
+    }
+
+    fn notify(&self, id: &ActorId, version: Version) {
+        if let Some(handle) = self.0.vms.get(id) {
+            let _ = handle.tx.try_send(Message::CatchUp(version));
         }
     }
 

@@ -76,6 +76,7 @@ mod builder;
 mod codec;
 mod config;
 mod error;
+mod follower;
 mod idempotency;
 mod kind;
 mod mailbox;

@@ -30,6 +30,8 @@ pub(crate) enum Message<A: Actor> {
     Inspect(oneshot::Sender<Result<(A::State, Version), RuntimeError>>),
     /// Stops the VM after the messages queued before it.
     Stop(oneshot::Sender<()>),
+    /// Another writer stored this version of the actor; the VM reads it if it is behind.
+    CatchUp(Version),
 }
 
 /// A sender's way into a running VM.

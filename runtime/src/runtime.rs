@@ -12,6 +12,7 @@ use crate::actor::Actor;
 use crate::builder::RuntimeBuilder;
 use crate::config::RuntimeConfig;
 use crate::error::{AskError, RuntimeError};
+use crate::follower::Follower;
 use crate::mailbox::Message;
 use crate::model::{Model, PolicyModel};
 use crate::policy::PolicyRunner;
@@ -28,6 +29,7 @@ use crate::untyped::{UntypedMessage, UntypedReply};
 pub struct Runtime<S> {
     shared: Arc<Shared<S>>,
     runners: Arc<Mutex<Vec<PolicyRunner>>>,
+    follower: Arc<Mutex<Option<Follower>>>,
     policy_models: Arc<Vec<PolicyModel>>,
 }
 
@@ -36,6 +38,7 @@ impl<S> Clone for Runtime<S> {
         Self {
             shared: self.shared.clone(),
             runners: self.runners.clone(),
+            follower: self.follower.clone(),
             policy_models: self.policy_models.clone(),
         }
     }
@@ -50,11 +53,13 @@ impl<S: EventStore + Snapshotter> Runtime<S> {
     pub(crate) fn from_parts(
         shared: Arc<Shared<S>>,
         runners: Arc<Mutex<Vec<PolicyRunner>>>,
+        follower: Arc<Mutex<Option<Follower>>>,
         policy_models: Vec<PolicyModel>,
     ) -> Self {
         Self {
             shared,
             runners,
+            follower,
             policy_models: Arc::new(policy_models),
         }
     }
@@ -313,6 +318,14 @@ impl<S: EventStore + Snapshotter> Runtime<S> {
         }
         for runner in runners {
             let _ = runner.task.await;
+        }
+        let follower = self
+            .follower
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(follower) = follower {
+            follower.stop().await;
         }
 
         self.shared.shutting_down.store(true, Ordering::Release);

@@ -221,6 +221,7 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
                 Message::Stop(ack) => {
                     let _ = ack.send(());
                 }
+                Message::CatchUp(_) => {}
             }
         }
     }
@@ -290,6 +291,22 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
                 Flow::Continue
             }
             Message::Stop(ack) => Flow::Stop(ack),
+            Message::CatchUp(version) => {
+                self.follow(version).await;
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Reads the events another writer stored, when `version` is ahead of the VM.
+    async fn follow(&mut self, version: Version) {
+        if version <= self.version {
+            return;
+        }
+        match self.catch_up().await {
+            Ok(count) => debug!(count, version = %self.version, "applied events of another writer"),
+            // The next append conflicts and catches up again, so nothing is lost here.
+            Err(err) => warn!(error = %err, "could not read events of another writer"),
         }
     }
 
@@ -313,6 +330,7 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
                     let _ = reply_to.send(Ok((self.state.clone(), self.version)));
                 }
                 Message::Stop(ack) => acks.push(ack),
+                Message::CatchUp(_) => {}
             }
         }
         if self.shared.config.snapshot_on_stop && self.version > self.snapshot_version {

@@ -197,3 +197,97 @@ async fn stop_vm_takes_final_snapshot() {
     );
     runtime.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_actor_follows_other_writer() {
+    let store = Counting::new(MemoryStore::new());
+    let reader = Runtime::builder(store.clone())
+        .node("reader")
+        .register::<Counter>()
+        .build()
+        .unwrap();
+    let writer = Runtime::builder(store.clone())
+        .node("writer")
+        .register::<Counter>()
+        .build()
+        .unwrap();
+
+    assert_eq!(
+        reader.create_vm::<Counter>("followed").await.unwrap().get(),
+        0
+    );
+    for _ in 0..3 {
+        writer
+            .ask::<Counter>("followed", CounterCommand::Add)
+            .await
+            .unwrap();
+    }
+
+    // The reader issues no command: the events reach it through its store subscription.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut seen = 0;
+    while tokio::time::Instant::now() < deadline {
+        seen = reader.state::<Counter>("followed").await.unwrap().0;
+        if seen == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen, 3, "the reader applied the writer's events");
+    let appends_before = store.appends();
+    assert_eq!(
+        reader
+            .ask::<Counter>("followed", CounterCommand::Add)
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        store.appends(),
+        appends_before + 1,
+        "no conflict: one append"
+    );
+    reader.shutdown().await;
+    writer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_following_a_conflict_catches_up() {
+    let store = Counting::new(MemoryStore::new());
+    let build = |node: &str| {
+        Runtime::builder(store.clone())
+            .node(node)
+            .follow_store(false)
+            .register::<Counter>()
+            .build()
+            .unwrap()
+    };
+    let (reader, writer) = (build("reader"), build("writer"));
+    reader.create_vm::<Counter>("stale").await.unwrap();
+    writer
+        .ask::<Counter>("stale", CounterCommand::AddMany(2))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        reader.state::<Counter>("stale").await.unwrap().0,
+        0,
+        "not followed"
+    );
+
+    let appends_before = store.appends();
+    assert_eq!(
+        reader
+            .ask::<Counter>("stale", CounterCommand::Add)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store.appends(),
+        appends_before + 2,
+        "one conflict, then one append"
+    );
+    reader.shutdown().await;
+    writer.shutdown().await;
+}

@@ -125,6 +125,7 @@ async fn conflict_after_all_retries_is_returned() {
         })
     });
     let runtime = Runtime::builder(store)
+        .follow_store(false)
         .max_conflict_retries(2)
         .register::<Counter>()
         .build()

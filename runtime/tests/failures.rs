@@ -46,6 +46,7 @@ async fn unavailable_append_keeps_state_and_vm() {
             })
         });
     let runtime = Runtime::builder(store)
+        .follow_store(false)
         .register::<Counter>()
         .build()
         .unwrap();
@@ -94,6 +95,7 @@ async fn activation_failure_reaches_every_caller() {
         ))
     });
     let runtime = Runtime::builder(store)
+        .follow_store(false)
         .register::<Counter>()
         .build()
         .unwrap();

@@ -192,7 +192,11 @@ impl<A: Actor> Outcome<A> {
     /// Panics when there are events or the command was rejected.
     pub fn then_no_events(self) -> Self {
         let count = self.events().len();
-        assert_eq!(count, 0, "command {} decided {count} events", self.command_name);
+        assert_eq!(
+            count, 0,
+            "command {} decided {count} events",
+            self.command_name
+        );
         self
     }
 

@@ -69,7 +69,10 @@ fn rejected_command_leaves_state() {
         .when(Command::Ship(4))
         .then_rejected(|err| err.requested == 4 && err.available == 1)
         .then_state(1);
-    assert_eq!(outcome.rejection().to_string(), "cannot ship 4, only 1 in stock");
+    assert_eq!(
+        outcome.rejection().to_string(),
+        "cannot ship 4, only 1 in stock"
+    );
 }
 
 #[test]
@@ -93,5 +96,7 @@ fn wrong_events_fail_the_test() {
 #[test]
 #[should_panic(expected = "was rejected")]
 fn reply_of_rejected_command_fails_the_test() {
-    ActorTest::<Stock>::new().when(Command::Ship(1)).then_reply(0);
+    ActorTest::<Stock>::new()
+        .when(Command::Ship(1))
+        .then_reply(0);
 }

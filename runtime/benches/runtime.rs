@@ -116,7 +116,13 @@ async fn raw_round_trips(total: u64, concurrency: usize) -> Row {
 }
 
 fn runtime(store: MemoryStore) -> Runtime<MemoryStore> {
+    runtime_following(store, true)
+}
+
+/// A runtime with snapshots off and `follow_store` as given.
+fn runtime_following(store: MemoryStore, follow: bool) -> Runtime<MemoryStore> {
     Runtime::builder(store)
+        .follow_store(follow)
         .snapshot_every(None)
         .snapshot_on_stop(false)
         .max_active(1_000_000)
@@ -125,8 +131,8 @@ fn runtime(store: MemoryStore) -> Runtime<MemoryStore> {
         .unwrap()
 }
 
-async fn ask_rate(actors: u64, total: u64, concurrency: usize) -> Row {
-    let runtime = runtime(MemoryStore::new());
+async fn ask_rate(actors: u64, total: u64, concurrency: usize, follow: bool) -> Row {
+    let runtime = runtime_following(MemoryStore::new(), follow);
     let started = Instant::now();
     futures::stream::iter(0..total)
         .map(|i| {
@@ -142,7 +148,10 @@ async fn ask_rate(actors: u64, total: u64, concurrency: usize) -> Row {
         .for_each(|_| async {})
         .await;
     let row = Row {
-        name: format!("ask, {actors} actors, {concurrency} in flight"),
+        name: format!(
+            "ask, {actors} actors, {concurrency} in flight{}",
+            if follow { "" } else { ", follow_store off" }
+        ),
         ops: total,
         elapsed: started.elapsed(),
     };
@@ -246,8 +255,9 @@ fn main() {
         let total = 400_000 / scale;
         let raw = raw_round_trips(total, 256).await;
         let rows = vec![
-            ask_rate(1, total / 4, 256).await,
-            ask_rate(10_000, total, 256).await,
+            ask_rate(1, total / 4, 256, true).await,
+            ask_rate(10_000, total, 256, true).await,
+            ask_rate(10_000, total, 256, false).await,
             tell_rate(1, total).await,
             tell_rate(10_000, total).await,
         ];

@@ -5,6 +5,9 @@ use serde::de::DeserializeOwned;
 
 use crate::names;
 
+/// What [`Actor::handle`] returns: the events to store and the reply, or the rejection.
+pub type Decided<A> = Result<(Vec<<A as Actor>::Event>, <A as Actor>::Reply), <A as Actor>::Error>;
+
 /// A kind of event-sourced actor.
 ///
 /// `handle` decides: given the current state and a command it returns the events to store and a
@@ -44,10 +47,7 @@ pub trait Actor: Send + Sync + 'static {
     /// # Errors
     ///
     /// The domain error when the command is rejected. Nothing is stored for it.
-    fn handle(
-        state: &Self::State,
-        command: &Self::Command,
-    ) -> Result<(Vec<Self::Event>, Self::Reply), Self::Error>;
+    fn handle(state: &Self::State, command: &Self::Command) -> Decided<Self>;
 
     /// Applies one stored event to the state.
     fn apply(state: &mut Self::State, event: &Self::Event);

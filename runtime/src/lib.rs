@@ -90,7 +90,7 @@ mod shared;
 mod untyped;
 mod vm;
 
-pub use actor::Actor;
+pub use actor::{Actor, Decided};
 pub use builder::{BuildError, RuntimeBuilder};
 pub use codec::PayloadCodec;
 pub use config::RuntimeConfig;

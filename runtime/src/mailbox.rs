@@ -9,9 +9,11 @@ use tokio::sync::{mpsc, oneshot};
 use crate::actor::Actor;
 use crate::error::{AskError, RuntimeError};
 
+/// The outcome an asking caller receives.
+pub(crate) type AskResult<A> = Result<<A as Actor>::Reply, AskError<<A as Actor>::Error>>;
+
 /// Where the reply to a command goes.
-pub(crate) type ReplyTo<A> =
-    oneshot::Sender<Result<<A as Actor>::Reply, AskError<<A as Actor>::Error>>>;
+pub(crate) type ReplyTo<A> = oneshot::Sender<AskResult<A>>;
 
 /// A command on its way to an actor.
 pub(crate) struct Envelope<A: Actor> {

@@ -17,7 +17,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::actor::Actor;
 use crate::error::{AskError, RuntimeError};
 use crate::idempotency::{RecentCommand, RecentCommands};
-use crate::mailbox::{Envelope, Message, VmHandle};
+use crate::mailbox::{AskResult, Envelope, Message, VmHandle};
 use crate::metrics as m;
 use crate::shared::{KindRuntime, Shared};
 
@@ -520,8 +520,7 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
         failure: Option<&RuntimeError>,
     ) {
         let codec = self.shared.codec;
-        let mut outcomes: Vec<Option<Result<A::Reply, AskError<A::Error>>>> =
-            Vec::with_capacity(decisions.len());
+        let mut outcomes: Vec<Option<AskResult<A>>> = Vec::with_capacity(decisions.len());
         // Encoded copies of earlier outcomes, for commands repeated within the batch.
         let mut encoded: Vec<Option<Result<Bytes, String>>> = Vec::with_capacity(decisions.len());
         let mut after_accepted = false;

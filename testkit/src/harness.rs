@@ -49,7 +49,7 @@
 
 use std::fmt::Debug;
 
-use aether::Actor;
+use aether::{Actor, Decided};
 use aether_core::{Codec, JsonCodec};
 
 /// The state of one actor before a command: the `given` part of a test.
@@ -94,7 +94,7 @@ impl<A: Actor> Default for ActorTest<A> {
 /// What `handle` decided, and the state after applying the decided events.
 pub struct Outcome<A: Actor> {
     command_name: &'static str,
-    result: Result<(Vec<A::Event>, A::Reply), A::Error>,
+    result: Decided<A>,
     state: A::State,
 }
 

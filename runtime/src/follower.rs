@@ -1,5 +1,9 @@
 //! Following other writers: one store subscription per runtime that tells active actors about
 //! events stored by other nodes or tools, so they apply them before their next command.
+//!
+//! NOTE: the subscription delivers this runtime's own events too, which are then skipped by
+//! node name, so a runtime that is its store's only writer pays one extra read per stored event.
+//! Such a runtime can turn following off with `follow_store(false)`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +52,10 @@ async fn run<S: EventStore + Snapshotter>(shared: Arc<Shared<S>>, mut stop: watc
         // Start at the newest event: history is read by activations, not by the follower.
         let start = match after {
             Some(position) => position,
-            None => match shared.store.last_position().await {
+            None => match tokio::select! {
+                _ = stop.changed() => return,
+                result = shared.store.last_position() => result,
+            } {
                 Ok(position) => position,
                 Err(err) => {
                     warn!(error = %err, ?backoff, "could not read the store's last position; retrying");

@@ -1,0 +1,106 @@
+//! The retail job: loads the Online Retail data set into invoice, customer and product actors,
+//! then reads every actor back and compares it with totals computed straight from the CSV.
+//!
+//! Exit codes: 0 when everything matched, 1 on a mismatch, a failed command or any other error,
+//! 2 for a store that is not built into this binary and for invalid arguments.
+
+use std::error::Error;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aether_examples::retail::progress::Progress;
+use aether_examples::retail::run::{JobOptions, run};
+use aether_examples::retail::store::StoreKind;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// Loads the Online Retail data set into aether actors and verifies the result.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The gzip-compressed Online Retail CSV.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/online-retail.csv.gz"))]
+    input: PathBuf,
+
+    /// The event store.
+    #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
+    store: StoreKind,
+
+    /// The folder of the sled store; the job marks it as a retail store when it creates it.
+    #[arg(long, default_value = "./retail-data")]
+    data_dir: PathBuf,
+
+    /// Delete the sled store first. Only a folder with the job's marker file is deleted.
+    #[arg(long)]
+    fresh: bool,
+
+    /// Process only the first N data lines; the verification then uses the same lines.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+
+    /// Invoices sent to at the same time; each gets its lines one after another.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    concurrency: u64,
+
+    /// Do not show the progress bar. It is also hidden when standard output is not a terminal.
+    #[arg(long)]
+    no_progress: bool,
+
+    /// Skip reading every actor back after the ingest.
+    #[arg(long)]
+    no_verify: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let progress = Progress::on_terminal(!args.no_progress);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(progress.log_writer())
+        .init();
+
+    let options = JobOptions {
+        input: args.input,
+        store: args.store,
+        data_dir: args.data_dir,
+        fresh: args.fresh,
+        limit: args.limit,
+        concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
+        verify: !args.no_verify,
+        progress,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: failed to start the Tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    match runtime.block_on(run(&options)) {
+        Ok(report) => {
+            print!("{report}");
+            if report.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            let mut message = format!("error: {error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{message}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

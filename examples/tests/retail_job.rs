@@ -1,0 +1,276 @@
+//! Runs the `retail` binary end to end: on sled over a large slice of the shipped data, twice,
+//! and on small files made here for rejected and malformed lines and for bad arguments.
+//!
+//! A debug build sent about 1,900 commands/s to sled on a 2-core machine, so the whole file would
+//! take about five minutes. The sled test therefore takes the first 100,000 lines, and
+//! `cargo run --release -p aether-examples --bin retail` runs the whole file.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+const HEADER: &str =
+    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n";
+
+/// Lines of the shipped file the sled test reads.
+const SLICE: u64 = 100_000;
+
+fn retail(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_retail"))
+        .args(args)
+        .arg("--no-progress")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the retail binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Returns the first number after `label` on the summary line that starts with it.
+fn figure(summary: &str, label: &str) -> u64 {
+    let line = summary
+        .lines()
+        .find(|line| line.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no line {label:?} in:\n{summary}"));
+    let rest = &line.trim_start()[label.len()..];
+    let number: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(|c| *c != ',')
+        .collect();
+    number
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {label:?} in {line:?}"))
+}
+
+/// Checks that the run succeeded and every kind's actors all matched.
+fn assert_verified(output: &Output, kinds: usize) {
+    let summary = stdout(output);
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{summary}\nstderr:\n{}",
+        output.status,
+        stderr(output)
+    );
+    assert!(summary.contains("result: OK"), "{summary}");
+    assert!(summary.contains("line counts      match"), "{summary}");
+    let matched = summary
+        .lines()
+        .filter(|line| line.contains(" match; "))
+        .inspect(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(words[1], words[3], "not every actor matched: {line}");
+        })
+        .count();
+    assert_eq!(matched, kinds, "{summary}");
+}
+
+fn write_gz(path: &Path, body: &str) {
+    let mut encoder = GzEncoder::new(File::create(path).unwrap(), Compression::fast());
+    encoder.write_all(HEADER.as_bytes()).unwrap();
+    encoder.write_all(body.as_bytes()).unwrap();
+    encoder.finish().unwrap();
+}
+
+#[test]
+fn sled_second_run_adds_no_events() {
+    let folder = tempfile::tempdir().unwrap();
+    let store = folder.path().join("store");
+    let store_arg = store.to_str().unwrap();
+    let limit = SLICE.to_string();
+    let args = [
+        "--store",
+        "sled",
+        "--data-dir",
+        store_arg,
+        "--limit",
+        limit.as_str(),
+    ];
+
+    let first = retail(&args);
+    assert_verified(&first, 3);
+    let summary = stdout(&first);
+    assert_eq!(figure(&summary, "lines read"), SLICE);
+    assert_eq!(figure(&summary, "commands"), SLICE);
+    let events = figure(&summary, "new events");
+    assert!(events > 2 * SLICE, "{summary}");
+    assert!(figure(&summary, "snapshots") > 0, "{summary}");
+    assert!(store.join("aether-retail-store.txt").is_file());
+
+    let second = retail(&args);
+    assert_verified(&second, 3);
+    let summary = stdout(&second);
+    assert_eq!(figure(&summary, "commands"), SLICE);
+    assert_eq!(figure(&summary, "new events"), 0, "{summary}");
+    assert_eq!(figure(&summary, "snapshots"), 0, "{summary}");
+
+    // The events found by the verification are those of the first run.
+    let stored: u64 = summary
+        .lines()
+        .filter(|line| line.contains("events stored"))
+        .map(|line| figure(line.split("; ").nth(1).unwrap(), ""))
+        .sum();
+    assert_eq!(stored, events, "{summary}");
+}
+
+#[test]
+fn fresh_starts_from_empty_store() {
+    let folder = tempfile::tempdir().unwrap();
+    let store = folder.path().join("store");
+    let args = [
+        "--store",
+        "sled",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "--limit",
+        "2000",
+    ];
+    let first = retail(&args);
+    assert_verified(&first, 3);
+    let events = figure(&stdout(&first), "new events");
+
+    let fresh = retail(&[&args[..], &["--fresh"]].concat());
+    assert_verified(&fresh, 3);
+    let summary = stdout(&fresh);
+    assert!(summary.contains("deleted first (--fresh)"), "{summary}");
+    assert_eq!(figure(&summary, "new events"), events, "{summary}");
+}
+
+#[test]
+fn verification_reports_mismatch() {
+    let folder = tempfile::tempdir().unwrap();
+    let store = folder.path().join("store");
+    let data_dir = store.to_str().unwrap();
+    let full = retail(&["--store", "sled", "--data-dir", data_dir, "--limit", "2000"]);
+    assert_verified(&full, 3);
+
+    // The store now contains more lines than the expected totals of the shorter prefix.
+    let short = retail(&["--store", "sled", "--data-dir", data_dir, "--limit", "1000"]);
+    assert_eq!(short.status.code(), Some(1), "{}", stderr(&short));
+    let summary = stdout(&short);
+    assert!(summary.contains("result: FAILED"), "{summary}");
+    assert_eq!(figure(&summary, "new events"), 0, "{summary}");
+    let detail = summary
+        .lines()
+        .find(|line| line.trim_start().starts_with("invoice \""))
+        .unwrap_or_else(|| panic!("no invoice mismatch shown:\n{summary}"));
+    assert!(detail.contains("lines "), "{detail}");
+    assert!(detail.contains(", expected "), "{detail}");
+}
+
+#[test]
+fn fresh_keeps_unmarked_folder() {
+    let folder = tempfile::tempdir().unwrap();
+    let notes = folder.path().join("notes.txt");
+    std::fs::write(&notes, "not a store").unwrap();
+    let data_dir = folder.path().to_str().unwrap();
+
+    let output = retail(&["--store", "sled", "--data-dir", data_dir, "--fresh"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not a retail store"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(notes.is_file());
+}
+
+#[test]
+fn stores_not_built_exit_2() {
+    for store in ["jetstream", "postgres"] {
+        let output = retail(&["--store", store, "--limit", "10"]);
+        assert_eq!(output.status.code(), Some(2), "store {store}");
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!(
+                "the {store} store is not built into this binary yet"
+            )),
+            "{message}"
+        );
+        assert!(stdout(&output).is_empty(), "store {store}");
+    }
+}
+
+#[test]
+fn malformed_line_reported_and_skipped() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("lines.csv.gz");
+    write_gz(
+        &input,
+        concat!(
+            "536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom\n",
+            "536365,71053,LANTERN,6,2010-12-01 08:26:00,3.39,17850.0,United Kingdom\n",
+            "536366,22633,SHORT ROW,6\n",
+            "536366,22633,HAND WARMER,6,2010-12-01 08:28:00,1.85,17850.0,United Kingdom\n",
+            "536367,84879,BIRD,32,2010-12-01 08:34:00,1.6900,13047.0,United Kingdom\n",
+            "536367,22745,POPPY,6,2010-12-01 08:34:00,2.10,13047.0,United Kingdom\n",
+        ),
+    );
+
+    let output = retail(&["--store", "memory", "--input", input.to_str().unwrap()]);
+    assert_verified(&output, 3);
+    let summary = stdout(&output);
+    assert_eq!(figure(&summary, "lines read"), 6);
+    assert_eq!(figure(&summary, "malformed lines"), 2, "{summary}");
+    assert!(
+        summary.contains("malformed line 4: expected 8 columns, found 4"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("malformed line 6: invalid UnitPrice"),
+        "{summary}"
+    );
+    assert_eq!(figure(&summary, "commands"), 4, "{summary}");
+    assert!(
+        stderr(&output).contains("malformed line 4"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn each_shop_rule_rejects() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("rules.csv.gz");
+    write_gz(
+        &input,
+        concat!(
+            "A1,B,Adjust bad debt,1,2011-08-12 14:51:00,-1.00,,United Kingdom\n",
+            "2,X,ZERO,0,2011-01-01 10:00:00,1.00,12346.0,United Kingdom\n",
+            "C3,X,POSITIVE,2,2011-01-01 10:00:00,1.00,12346.0,United Kingdom\n",
+            "C3,X,NEGATIVE,-2,2011-01-01 10:00:00,1.00,12346.0,United Kingdom\n",
+            "C3,X,OTHER CUSTOMER,-2,2011-01-01 10:00:00,1.00,12347.0,United Kingdom\n",
+            "C3,X,NO CUSTOMER,-2,2011-01-01 10:00:00,1.00,,United Kingdom\n",
+            "C3,X,OTHER COUNTRY,-2,2011-01-01 10:00:00,1.00,12346.0,France\n",
+            "4,Y,SALE,3,2011-01-01 11:00:00,2.50,12346.0,United Kingdom\n",
+        ),
+    );
+
+    let output = retail(&["--store", "memory", "--input", input.to_str().unwrap()]);
+    assert_verified(&output, 3);
+    let summary = stdout(&output);
+    assert_eq!(figure(&summary, "rejected lines"), 6, "{summary}");
+    let expected = [
+        ("negative unit price", 1),
+        ("zero quantity", 1),
+        ("positive quantity on a cancellation", 1),
+        ("customer differs from the invoice's", 2),
+        ("country differs from the invoice's", 1),
+    ];
+    for (reason, lines) in expected {
+        assert_eq!(figure(&summary, reason), lines, "{reason}\n{summary}");
+    }
+    assert!(summary.contains("line 6: customer differs"), "{summary}");
+    assert_eq!(figure(&summary, "commands"), 8);
+}

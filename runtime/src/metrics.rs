@@ -9,7 +9,8 @@ use std::time::Duration;
 pub const ACTIVATIONS: &str = "aether_activations_total";
 /// Counter of passivations (idle, least recently used, stop and shutdown).
 pub const PASSIVATIONS: &str = "aether_passivations_total";
-/// Counter of commands handled, labelled `outcome` = `processed` or `duplicate`.
+/// Counter of commands, labelled `outcome` = `processed` (every command taken from a mailbox)
+/// or `duplicate` (those answered from the idempotency window).
 pub const COMMANDS: &str = "aether_commands_total";
 /// Counter of version conflicts, labelled `retried` = `true` or `false` (given up).
 pub const CONFLICTS: &str = "aether_conflicts_total";
@@ -36,13 +37,14 @@ pub(crate) fn passivated(kind: &'static str) {
     metrics::counter!(PASSIVATIONS, "kind" => kind).increment(1);
 }
 
-/// Records a processed batch (`duplicates == 0`) or duplicate commands.
-pub(crate) fn commands(kind: &'static str, duplicates: u64) {
-    if duplicates == 0 {
-        metrics::counter!(COMMANDS, "kind" => kind, "outcome" => "processed").increment(1);
-    } else {
-        metrics::counter!(COMMANDS, "kind" => kind, "outcome" => "duplicate").increment(duplicates);
-    }
+/// Records commands taken from a mailbox (duplicates included).
+pub(crate) fn commands(kind: &'static str, count: u64) {
+    metrics::counter!(COMMANDS, "kind" => kind, "outcome" => "processed").increment(count);
+}
+
+/// Records a command answered from the idempotency window.
+pub(crate) fn duplicate(kind: &'static str) {
+    metrics::counter!(COMMANDS, "kind" => kind, "outcome" => "duplicate").increment(1);
 }
 
 pub(crate) fn conflict(kind: &'static str, retried: bool) {

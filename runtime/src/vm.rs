@@ -87,7 +87,12 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
         );
         shared.active.fetch_add(1, Ordering::Relaxed);
 
-        let span = info_span!("actor", actor.kind = A::KIND, actor.id = %actor.id);
+        let span = info_span!(
+            "actor",
+            actor.kind = A::KIND,
+            actor.id = %actor.id,
+            version = tracing::field::Empty
+        );
         let vm = Vm {
             shared,
             kind,
@@ -128,6 +133,7 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
         self.load_snapshot().await?;
         let replayed = self.catch_up().await?;
         m::activated(A::KIND, replayed, started.elapsed());
+        tracing::Span::current().record("version", self.version.get());
         debug!(version = %self.version, replayed, "activated");
         Ok(())
     }
@@ -348,6 +354,7 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
     /// and replies. On a conflict it catches up and decides again, a bounded number of times.
     async fn process(&mut self, batch: Vec<Envelope<A>>) {
         let started = Instant::now();
+        let commands = batch.len() as u64;
         let mut attempt = 0;
         loop {
             let (decisions, events) = self.decide(&batch);
@@ -399,7 +406,8 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
                 }
             }
         }
-        m::commands(A::KIND, 0);
+        m::commands(A::KIND, commands);
+        tracing::Span::current().record("version", self.version.get());
     }
 
     /// Decides the batch against the current state. Returns each command's decision and the
@@ -528,7 +536,7 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
         for decision in decisions {
             let (outcome, copy) = match decision {
                 Decision::Duplicate(reply) => {
-                    m::commands(A::KIND, 1);
+                    m::duplicate(A::KIND);
                     let outcome = decode_reply::<A>(codec, reply.as_ref());
                     (outcome, reply.map(Ok))
                 }

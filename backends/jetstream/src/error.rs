@@ -1,0 +1,185 @@
+//! Connection errors, and the mapping of async-nats failures onto [`StoreError`] kinds.
+
+use std::error::Error as StdError;
+
+use aether_core::{BoxError, StoreError};
+use async_nats::jetstream;
+
+/// The backend name that [`StoreError::Backend`] carries.
+pub(crate) const BACKEND: &str = "jetstream";
+
+/// Lowest server version this crate accepts. Older servers let two concurrent conditional
+/// publishes to one subject both succeed in a cluster, and lack multi-subject consumer filters.
+pub const MIN_SERVER_VERSION: (u64, u64, u64) = (2, 10, 0);
+
+/// A failure of [`JetStreamStore::connect`](crate::JetStreamStore::connect).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// A setting is invalid. Nothing was sent.
+    #[error("invalid JetStream config: {field}: {reason}")]
+    InvalidConfig {
+        /// The setting at fault.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The credentials file could not be read.
+    #[error("failed to read NATS credentials file {path}")]
+    Credentials {
+        /// The file's path.
+        path: String,
+        /// The read or parse error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// No server could be reached, or the server refused the connection.
+    #[error("failed to connect to NATS at {servers}")]
+    Connect {
+        /// The server URLs tried, comma separated.
+        servers: String,
+        /// The client's error.
+        #[source]
+        source: async_nats::ConnectError,
+    },
+
+    /// The server is older than [`MIN_SERVER_VERSION`] or reports a version that does not parse.
+    #[error(
+        "NATS server {server} runs version {version:?}; aether-jetstream needs 2.10.0 or newer"
+    )]
+    UnsupportedServer {
+        /// The server's name.
+        server: String,
+        /// The version the server reported.
+        version: String,
+    },
+
+    /// The server runs without JetStream.
+    #[error("NATS server {server} has JetStream disabled; start it with -js or a jetstream block")]
+    JetStreamDisabled {
+        /// The server's name.
+        server: String,
+    },
+
+    /// The stream or the snapshot bucket could not be found or created.
+    #[error("failed to set up {what}")]
+    Setup {
+        /// The stream or bucket, by name.
+        what: String,
+        /// The server's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl From<ConnectError> for StoreError {
+    /// Maps a connection failure or a setup timeout to [`StoreError::Unavailable`], and any
+    /// other failure to [`StoreError::Backend`].
+    fn from(err: ConnectError) -> Self {
+        let transient = match &err {
+            ConnectError::Connect { .. } => true,
+            ConnectError::Setup { source, .. } => is_transient(source.as_ref()),
+            _ => false,
+        };
+        if transient {
+            StoreError::unavailable("connecting to JetStream", err)
+        } else {
+            StoreError::backend(BACKEND, "connecting to JetStream", err)
+        }
+    }
+}
+
+/// Maps a failed server call onto [`StoreError::Unavailable`] when retrying may help (timeouts,
+/// lost connections, no responders, a cluster without a leader) and [`StoreError::Backend`]
+/// otherwise. `operation` describes what was being done, naming the actor where there is one.
+pub(crate) fn request_failed<E>(operation: impl Into<String>, err: E) -> StoreError
+where
+    E: StdError + Send + Sync + 'static,
+{
+    if is_transient(&err) {
+        StoreError::unavailable(operation, err)
+    } else {
+        StoreError::backend(BACKEND, operation, err)
+    }
+}
+
+/// Returns whether `err` or one of its sources is a failure that a later retry may not see.
+pub(crate) fn is_transient(err: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if let Some(api) = err.downcast_ref::<jetstream::Error>() {
+            // 503: no leader or JetStream not ready yet; 408: the server gave up waiting.
+            return matches!(api.code(), 503 | 408)
+                || api.error_code() == jetstream::ErrorCode::CLUSTER_NOT_AVAILABLE;
+        }
+        if let Some(publish) = err.downcast_ref::<jetstream::context::PublishError>() {
+            use jetstream::context::PublishErrorKind as Kind;
+            if matches!(
+                publish.kind(),
+                Kind::TimedOut | Kind::BrokenPipe | Kind::StreamNotFound | Kind::MaxAckPending
+            ) {
+                return true;
+            }
+        }
+        if let Some(request) = err.downcast_ref::<async_nats::RequestError>() {
+            use async_nats::RequestErrorKind as Kind;
+            if matches!(request.kind(), Kind::TimedOut | Kind::NoResponders) {
+                return true;
+            }
+        }
+        if let Some(request) = err.downcast_ref::<jetstream::context::RequestError>() {
+            use jetstream::context::RequestErrorKind as Kind;
+            if matches!(request.kind(), Kind::TimedOut | Kind::NoResponders) {
+                return true;
+            }
+        }
+        if err.is::<std::io::Error>() || err.is::<tokio::time::error::Elapsed>() {
+            return true;
+        }
+        // Many async-nats error kinds have their own `TimedOut` variant, whose message starts
+        // with "timed out", "request timed out" or "jetstream request timed out" (0.52).
+        let text = err.to_string();
+        if text.starts_with("timed out")
+            || text.starts_with("request timed out")
+            || text.starts_with("jetstream request timed out")
+            || text.contains("no responders")
+        {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_timeout_is_unavailable() {
+        let err =
+            jetstream::context::PublishError::new(jetstream::context::PublishErrorKind::TimedOut);
+        let mapped = request_failed("appending to k/1", err);
+        assert!(mapped.is_retryable(), "{mapped}");
+    }
+
+    #[test]
+    fn other_publish_error_is_backend() {
+        let err =
+            jetstream::context::PublishError::new(jetstream::context::PublishErrorKind::Other);
+        let mapped = request_failed("appending to k/1", err);
+        assert_eq!(mapped.kind(), aether_core::ErrorKind::Backend);
+    }
+
+    #[test]
+    fn invalid_config_is_backend_store_error() {
+        let err = ConnectError::InvalidConfig {
+            field: "replicas",
+            reason: "0 is outside 1..=5".to_owned(),
+        };
+        let store: StoreError = err.into();
+        assert_eq!(store.kind(), aether_core::ErrorKind::Backend);
+    }
+}

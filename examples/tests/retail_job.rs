@@ -1,5 +1,6 @@
-//! Runs the `retail` binary end to end: on sled over a large slice of the shipped data, twice,
-//! and on small files made here for rejected and malformed lines and for bad arguments.
+//! Runs the `retail` binary end to end: on sled over a large slice of the shipped data, twice; on
+//! a NATS JetStream server and a PostgreSQL server over a small slice, twice; and on small files
+//! made here for rejected and malformed lines and for bad arguments.
 //!
 //! A debug build sent about 1,900 commands/s to sled on a 2-core machine, so the whole file would
 //! take about five minutes. The sled test therefore takes the first 100,000 lines, and
@@ -187,19 +188,86 @@ fn fresh_keeps_unmarked_folder() {
 }
 
 #[test]
-fn stores_not_built_exit_2() {
-    for store in ["jetstream", "postgres"] {
-        let output = retail(&["--store", store, "--limit", "10"]);
-        assert_eq!(output.status.code(), Some(2), "store {store}");
-        let message = stderr(&output);
-        assert!(
-            message.contains(&format!(
-                "the {store} store is not built into this binary yet"
-            )),
-            "{message}"
-        );
-        assert!(stdout(&output).is_empty(), "store {store}");
-    }
+fn postgres_without_url_exits_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_retail"))
+        .args(["--store", "postgres", "--limit", "10", "--no-progress"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("the retail binary runs");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("--store postgres needs --database-url"),
+        "{message}"
+    );
+    assert!(stdout(&output).is_empty());
+}
+
+/// Lines of the shipped file the JetStream and PostgreSQL tests read.
+const SERVER_SLICE: &str = "3000";
+
+/// Runs the job twice against one server namespace: the first run verifies, the second stores
+/// nothing new and verifies again.
+fn run_twice_on_server(store_args: &[&str]) {
+    let mut first_args = store_args.to_vec();
+    first_args.extend(["--fresh", "--limit", SERVER_SLICE]);
+    let first = retail(&first_args);
+    assert_verified(&first, 3);
+    assert!(
+        figure(&stdout(&first), "new events") > 0,
+        "{}",
+        stdout(&first)
+    );
+
+    let mut second_args = store_args.to_vec();
+    second_args.extend(["--limit", SERVER_SLICE]);
+    let second = retail(&second_args);
+    assert_verified(&second, 3);
+    assert_eq!(
+        figure(&stdout(&second), "new events"),
+        0,
+        "{}",
+        stdout(&second)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_job_verifies_and_repeats() {
+    let server = aether_testkit::nats::shared_single_node().await;
+    let url = server.urls()[0].clone();
+    let namespace = aether_testkit::nats::unique_namespace("retail");
+    tokio::task::spawn_blocking(move || {
+        run_twice_on_server(&[
+            "--store",
+            "jetstream",
+            "--nats-url",
+            &url,
+            "--namespace",
+            &namespace,
+        ]);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_job_verifies_and_repeats() {
+    let schema = aether_testkit::postgres::TestSchema::create().await;
+    let url = schema.url().to_owned();
+    let namespace = schema.name().to_owned();
+    tokio::task::spawn_blocking(move || {
+        run_twice_on_server(&[
+            "--store",
+            "postgres",
+            "--database-url",
+            &url,
+            "--namespace",
+            &namespace,
+        ]);
+    })
+    .await
+    .unwrap();
+    schema.cleanup().await.unwrap();
 }
 
 #[test]

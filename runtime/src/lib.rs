@@ -69,7 +69,8 @@
 //! ```
 //!
 //! Stores: [`MemoryStore`] here, `aether::sled::SledStore` with the `sled` feature (the
-//! default), and the JetStream and PostgreSQL stores from their own crates.
+//! default), `aether::jetstream::JetStreamStore` with `jetstream` and
+//! `aether::postgres::PostgresStore` with `postgres`.
 
 mod actor;
 mod builder;
@@ -111,6 +112,14 @@ pub use aether_core::{
 /// The embedded sled store.
 #[cfg(feature = "sled")]
 pub use aether_sled as sled;
+
+/// The NATS JetStream store.
+#[cfg(feature = "jetstream")]
+pub use aether_jetstream as jetstream;
+
+/// The PostgreSQL store.
+#[cfg(feature = "postgres")]
+pub use aether_postgres as postgres;
 
 /// Compiles the README's Rust examples as doc tests.
 #[cfg(doctest)]

@@ -2,7 +2,7 @@
 //! then reads every actor back and compares it with totals computed straight from the CSV.
 //!
 //! Exit codes: 0 when everything matched, 1 on a mismatch, a failed command or any other error,
-//! 2 for a store that is not built into this binary and for invalid arguments.
+//! 2 for invalid arguments, including a missing `--database-url` for `--store postgres`.
 
 use std::error::Error;
 use std::io::IsTerminal;
@@ -31,9 +31,23 @@ struct Args {
     #[arg(long, default_value = "./retail-data")]
     data_dir: PathBuf,
 
-    /// Delete the sled store first. Only a folder with the job's marker file is deleted.
+    /// Start from an empty store: deletes the sled folder (only one with the job's marker
+    /// file), the JetStream namespace, or the PostgreSQL schema of `--namespace`.
     #[arg(long)]
     fresh: bool,
+
+    /// The NATS server for `--store jetstream`.
+    #[arg(long, env = "AETHER_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+
+    /// The PostgreSQL server for `--store postgres`, such as postgres://user@127.0.0.1/db.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+
+    /// The JetStream namespace or PostgreSQL schema the job writes to: lowercase letters,
+    /// digits and `_`.
+    #[arg(long, default_value = "retail")]
+    namespace: String,
 
     /// Process only the first N data lines; the verification then uses the same lines.
     #[arg(long, value_name = "N")]
@@ -67,6 +81,9 @@ fn main() -> ExitCode {
         store: args.store,
         data_dir: args.data_dir,
         fresh: args.fresh,
+        nats_url: args.nats_url,
+        database_url: args.database_url,
+        namespace: args.namespace,
         limit: args.limit,
         concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
         verify: !args.no_verify,

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aether::{BuildError, MemoryStore, RuntimeError};
+use aether_jetstream::{JetStreamConfig, JetStreamStore};
+use aether_postgres::{PostgresConfig, PostgresStore};
 use aether_sled::{SledError, SledOptions, SledStore};
 use tracing::info;
 
@@ -28,8 +30,14 @@ pub struct JobOptions {
     pub store: StoreKind,
     /// The folder of the sled store.
     pub data_dir: PathBuf,
-    /// Whether to delete the sled store first.
+    /// Whether to start from an empty store.
     pub fresh: bool,
+    /// The NATS server of the JetStream store.
+    pub nats_url: String,
+    /// The PostgreSQL server of the PostgreSQL store.
+    pub database_url: Option<String>,
+    /// The JetStream namespace or PostgreSQL schema.
+    pub namespace: String,
     /// Only the first this many data lines, or all.
     pub limit: Option<u64>,
     /// Invoices sent to at once.
@@ -44,13 +52,29 @@ pub struct JobOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JobError {
-    /// The store was asked for but its crate is not a dependency of this binary yet.
-    #[error(
-        "the {store} store is not built into this binary yet; use --store sled or --store memory"
-    )]
-    StoreNotBuilt {
-        /// The store's name on the command line.
-        store: &'static str,
+    /// `--store postgres` without a server.
+    #[error("--store postgres needs --database-url or the DATABASE_URL environment variable")]
+    MissingDatabaseUrl,
+    /// The JetStream store could not connect.
+    #[error("failed to connect to NATS at {url}")]
+    JetStream {
+        /// The server URL.
+        url: String,
+        /// What went wrong.
+        #[source]
+        source: aether_jetstream::ConnectError,
+    },
+    /// The PostgreSQL store could not be configured or opened.
+    #[error("failed to open the PostgreSQL store")]
+    Postgres(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Deleting the previous data failed.
+    #[error("failed to delete the previous data of namespace {namespace}")]
+    Fresh {
+        /// The namespace.
+        namespace: String,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The data folder cannot be used.
     #[error(transparent)]
@@ -76,11 +100,10 @@ pub enum JobError {
 }
 
 impl JobError {
-    /// Returns the process exit code for this error: 2 for a store that is not built in, and 1
-    /// otherwise.
+    /// Returns the process exit code for this error: 2 for missing arguments, and 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            JobError::StoreNotBuilt { .. } => 2,
+            JobError::MissingDatabaseUrl => 2,
             _ => 1,
         }
     }
@@ -111,8 +134,26 @@ pub async fn run(options: &JobOptions) -> Result<Report, JobError> {
     };
 
     match options.store {
-        StoreKind::Jetstream => return Err(JobError::StoreNotBuilt { store: "jetstream" }),
-        StoreKind::Postgres => return Err(JobError::StoreNotBuilt { store: "postgres" }),
+        StoreKind::Jetstream => {
+            let store = open_jetstream(options).await?;
+            report.ingest = ingest(CountingStore::new(store.clone()), &ingest_options).await?;
+            if options.verify {
+                let expected = expected_totals(options).await?;
+                let checked = verify(store, &expected, &report.ingest, &options.progress).await?;
+                report.verification = Some(checked);
+            }
+        }
+        StoreKind::Postgres => {
+            let store = open_postgres(options).await?;
+            report.ingest = ingest(CountingStore::new(store.clone()), &ingest_options).await?;
+            if options.verify {
+                let expected = expected_totals(options).await?;
+                let checked =
+                    verify(store.clone(), &expected, &report.ingest, &options.progress).await?;
+                report.verification = Some(checked);
+            }
+            store.close().await;
+        }
         StoreKind::Memory => {
             let store = MemoryStore::new();
             report.ingest = ingest(CountingStore::new(store.clone()), &ingest_options).await?;
@@ -146,6 +187,74 @@ async fn open_sled(options: SledOptions) -> Result<SledStore, JobError> {
     let store = tokio::task::spawn_blocking(move || options.open()).await??;
     info!(store = ?store, "sled store open");
     Ok(store)
+}
+
+/// Connects to JetStream, deleting the namespace first with `--fresh`.
+async fn open_jetstream(options: &JobOptions) -> Result<JetStreamStore, JobError> {
+    let connect = || async {
+        let config = JetStreamConfig::new([options.nats_url.as_str()])
+            .namespace(options.namespace.clone())
+            .connection_name("aether-retail");
+        JetStreamStore::connect(config)
+            .await
+            .map_err(|source| JobError::JetStream {
+                url: options.nats_url.clone(),
+                source,
+            })
+    };
+    let mut store = connect().await?;
+    if options.fresh {
+        store
+            .delete_namespace()
+            .await
+            .map_err(|source| JobError::Fresh {
+                namespace: options.namespace.clone(),
+                source: Box::new(source),
+            })?;
+        store = connect().await?;
+    }
+    info!(
+        stream = store.stream_name(),
+        server = store.server_version(),
+        "JetStream store open"
+    );
+    Ok(store)
+}
+
+/// Opens the PostgreSQL store in the schema named by the namespace, dropping that schema first
+/// with `--fresh`.
+async fn open_postgres(options: &JobOptions) -> Result<PostgresStore, JobError> {
+    let url = options
+        .database_url
+        .as_deref()
+        .ok_or(JobError::MissingDatabaseUrl)?;
+    let config = PostgresConfig::from_url(url)
+        .map_err(|err| JobError::Postgres(Box::new(err)))?
+        .schema(options.namespace.clone())
+        .max_connections(16);
+    let connect = || async {
+        PostgresStore::connect(config.clone())
+            .await
+            .map_err(|err| JobError::Postgres(Box::new(err)))
+    };
+    let store = connect().await?;
+    if !options.fresh {
+        return Ok(store);
+    }
+
+    // The schema name was validated by the configuration (lowercase letters, digits and `_`),
+    // so it can stand in the statement as it is.
+    let statement = format!("DROP SCHEMA IF EXISTS {} CASCADE", options.namespace);
+    let dropped = sqlx::QueryBuilder::<sqlx::Postgres>::new(statement)
+        .build()
+        .execute(store.pool())
+        .await;
+    store.close().await;
+    dropped.map_err(|source| JobError::Fresh {
+        namespace: options.namespace.clone(),
+        source: Box::new(source),
+    })?;
+    connect().await
 }
 
 /// Computes the expected totals over the same lines as the ingest, on a blocking thread.

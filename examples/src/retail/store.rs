@@ -29,9 +29,9 @@ pub enum StoreKind {
     Memory,
     /// The embedded sled store in the data folder.
     Sled,
-    /// NATS JetStream, not built into this binary yet.
+    /// NATS JetStream at `--nats-url`, in the stream of `--namespace`.
     Jetstream,
-    /// PostgreSQL, not built into this binary yet.
+    /// PostgreSQL at `--database-url`, in the schema named by `--namespace`.
     Postgres,
 }
 

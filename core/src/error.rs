@@ -40,7 +40,7 @@ pub enum StoreError {
     Conflict {
         /// The actor appended to.
         actor: ActorRef,
-        /// What the append expected.
+        /// The append's expectation.
         expected: ExpectedVersion,
         /// The actor's version when the append was checked.
         actual: Version,
@@ -55,7 +55,7 @@ pub enum StoreError {
     InvalidInput {
         /// The actor the request was about.
         actor: ActorRef,
-        /// What is wrong with it.
+        /// The problem with it.
         reason: String,
     },
 
@@ -65,7 +65,7 @@ pub enum StoreError {
     PayloadTooLarge {
         /// The actor the data was for.
         actor: ActorRef,
-        /// What was too large, such as `event payload` or `append`.
+        /// The oversized item, such as `event payload` or `append`.
         what: &'static str,
         /// Its size in bytes.
         size: usize,
@@ -73,11 +73,11 @@ pub enum StoreError {
         limit: usize,
     },
 
-    /// The store could not be reached or did not answer in time. The operation may or may not
+    /// The store could not be reached or did not reply in time. The operation may or may not
     /// have taken effect; retrying with the same expectation is safe.
     #[error("store unavailable while {operation}")]
     Unavailable {
-        /// What was being done, naming the actor where there is one.
+        /// The operation under way, naming the actor where there is one.
         operation: String,
         /// The backend's error.
         #[source]
@@ -87,9 +87,9 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt data at {location}: {reason}")]
     Corrupt {
-        /// Where the data was found, such as a key or an actor and version.
+        /// The place of the data, such as a key or an actor and version.
         location: String,
-        /// What is wrong with it.
+        /// The problem with it.
         reason: String,
         /// The decoder's error, if there is one.
         #[source]
@@ -101,7 +101,7 @@ pub enum StoreError {
     Backend {
         /// The backend's name, such as `sled`.
         backend: &'static str,
-        /// What was being done, naming the actor where there is one.
+        /// The operation under way, naming the actor where there is one.
         operation: String,
         /// The backend's error.
         #[source]
@@ -110,7 +110,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The kind of this error.
+    /// Returns the kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
             StoreError::Conflict { .. } => ErrorKind::Conflict,

@@ -85,7 +85,7 @@ pub struct NewEvent {
     pub schema_version: u32,
     /// The encoded event. Stores keep the bytes exactly as given.
     pub payload: Bytes,
-    /// How and why the event was written.
+    /// The ids, time and node of the write.
     pub metadata: EventMetadata,
 }
 
@@ -128,11 +128,11 @@ pub struct RecordedEvent {
     pub schema_version: u32,
     /// The encoded event, exactly as appended.
     pub payload: Bytes,
-    /// How and why the event was written.
+    /// The ids, time and node of the write.
     pub metadata: EventMetadata,
 }
 
-/// Which events a store-wide read or subscription delivers.
+/// A selection of events for a store-wide read or subscription.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventFilter {
     /// Only events of these kinds; empty means every kind.
@@ -142,12 +142,12 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
-    /// A filter that lets every event through.
+    /// Returns a filter that lets every event through.
     pub fn all() -> Self {
         Self::default()
     }
 
-    /// A filter for the given kinds.
+    /// Returns a filter for the given kinds.
     pub fn kinds(kinds: impl IntoIterator<Item = ActorKind>) -> Self {
         Self {
             kinds: kinds.into_iter().collect(),
@@ -155,7 +155,7 @@ impl EventFilter {
         }
     }
 
-    /// A filter for one actor.
+    /// Returns a filter for one actor.
     pub fn actor(actor: ActorRef) -> Self {
         Self {
             kinds: Vec::new(),

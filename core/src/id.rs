@@ -80,7 +80,7 @@ impl ActorKind {
         Ok(Self(kind.into()))
     }
 
-    /// The kind as a string slice.
+    /// Returns the kind as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -113,7 +113,7 @@ impl ActorId {
         Ok(Self(id.into()))
     }
 
-    /// The id as a string slice.
+    /// Returns the id as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -148,7 +148,7 @@ impl ActorRef {
 }
 
 impl fmt::Display for ActorRef {
-    /// Formats as `kind/id`, with the id in debug quoting when it holds characters that would
+    /// Formats as `kind/id`, with the id in debug quoting when it contains characters that would
     /// make the output ambiguous in logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let plain = self

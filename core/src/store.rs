@@ -13,7 +13,7 @@ use crate::version::{ExpectedVersion, Position, Version};
 
 /// A stream of stored events, or the error that ended it.
 ///
-/// After an error the stream may end; a consumer that wants to go on opens a new one from the
+/// After an error the stream may end. A consumer that wants to go on opens a new one from the
 /// last position or version it processed.
 pub type EventStream = BoxStream<'static, Result<RecordedEvent, StoreError>>;
 
@@ -172,7 +172,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// own. Each event carries its position, so a consumer can checkpoint and resume.
     fn subscribe(&self, after: Position, filter: EventFilter) -> EventStream;
 
-    /// The size limits of this store.
+    /// Returns the size limits of this store.
     fn limits(&self) -> StoreLimits;
 }
 

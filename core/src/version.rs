@@ -19,7 +19,7 @@ impl Version {
         Self(value)
     }
 
-    /// The raw count.
+    /// Returns the raw count.
     pub const fn get(self) -> u64 {
         self.0
     }
@@ -57,7 +57,7 @@ impl From<u64> for Version {
     }
 }
 
-/// What an append expects the actor's current version to be.
+/// The version an append expects the actor to be at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ExpectedVersion {
     /// Append whatever the current version is. Concurrent writers are not detected.
@@ -127,7 +127,7 @@ impl Position {
         Self(value)
     }
 
-    /// The raw position.
+    /// Returns the raw position.
     pub const fn get(self) -> u64 {
         self.0
     }

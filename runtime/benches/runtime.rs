@@ -119,7 +119,7 @@ fn runtime(store: MemoryStore) -> Runtime<MemoryStore> {
     runtime_following(store, true)
 }
 
-/// A runtime with snapshots off and `follow_store` as given.
+/// Builds a runtime with snapshots off and `follow_store` as given.
 fn runtime_following(store: MemoryStore, follow: bool) -> Runtime<MemoryStore> {
     Runtime::builder(store)
         .follow_store(follow)
@@ -229,7 +229,7 @@ fn allocated_bytes() -> i64 {
 
 async fn memory_per_actor(actors: u64) -> f64 {
     let runtime = runtime(MemoryStore::new());
-    // Warm up allocator arenas so the measurement sees the actors, not the first allocations.
+    // Warm up allocator arenas so the measurement counts the actors, not the first allocations.
     runtime.ask::<Counter>("warm", Command::Add).await.unwrap();
     let before = allocated_bytes();
     for i in 0..actors {

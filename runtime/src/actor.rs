@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 
 use crate::names;
 
-/// What [`Actor::handle`] returns: the events to store and the reply, or the rejection.
+/// The result of [`Actor::handle`]: the events to store and the reply, or the rejection.
 pub type Decided<A> = Result<(Vec<<A as Actor>::Event>, <A as Actor>::Reply), <A as Actor>::Error>;
 
 /// A kind of event-sourced actor.
@@ -30,15 +30,15 @@ pub trait Actor: Send + Sync + 'static {
     /// Version of the events' schema, stored with every event.
     const EVENT_SCHEMA_VERSION: u32 = 1;
 
-    /// What callers send.
+    /// The commands callers send.
     type Command: Serialize + DeserializeOwned + Send + 'static;
-    /// What `handle` decides and the store keeps.
+    /// The events `handle` decides and the store keeps.
     type Event: Serialize + DeserializeOwned + Send + Sync + 'static;
-    /// What `apply` builds from the events. `Default` is the state before the first event.
+    /// The state `apply` builds from the events. `Default` is the state before the first event.
     type State: Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static;
-    /// What a caller gets back for an accepted command.
+    /// The reply a caller gets for an accepted command.
     type Reply: Serialize + DeserializeOwned + Send + 'static;
-    /// Why a command is rejected.
+    /// The domain error of a rejected command.
     type Error: std::error::Error + Serialize + DeserializeOwned + Send + Sync + 'static;
 
     /// Decides on `command` against `state`: the events to store and the reply, or a rejection.
@@ -52,22 +52,23 @@ pub trait Actor: Send + Sync + 'static {
     /// Applies one stored event to the state.
     fn apply(state: &mut Self::State, event: &Self::Event);
 
-    /// The name of a command, such as `AddLine`. Defaults to its serde variant name.
+    /// Returns the name of a command, such as `AddLine`. Defaults to its serde variant name.
     fn command_name(command: &Self::Command) -> &'static str {
         names::variant_name(command).unwrap_or("command")
     }
 
-    /// The stored type name of an event, such as `LineAdded`. Defaults to its serde variant name.
+    /// Returns the stored type name of an event, such as `LineAdded`. Defaults to its serde
+    /// variant name.
     fn event_name(event: &Self::Event) -> &'static str {
         names::variant_name(event).unwrap_or("event")
     }
 
-    /// Every command name this kind accepts. Defaults to the serde variants of `Command`.
+    /// Lists every command name this kind accepts. Defaults to the serde variants of `Command`.
     fn command_names() -> Vec<&'static str> {
         names::variant_names::<Self::Command>().to_vec()
     }
 
-    /// Every event name this kind stores. Defaults to the serde variants of `Event`.
+    /// Lists every event name this kind stores. Defaults to the serde variants of `Event`.
     fn event_names() -> Vec<&'static str> {
         names::variant_names::<Self::Event>().to_vec()
     }

@@ -19,7 +19,7 @@ use crate::policy::{CHECKPOINT_KIND, ErasedPolicy, TypedPolicy};
 use crate::runtime::Runtime;
 use crate::shared::{KindRuntime, Shared};
 
-/// Why a runtime could not be built.
+/// The reasons a runtime cannot be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -28,7 +28,7 @@ pub enum BuildError {
     InvalidKind {
         /// The kind name.
         kind: &'static str,
-        /// Why it is invalid.
+        /// The reason it is invalid.
         #[source]
         source: IdError,
     },
@@ -63,7 +63,7 @@ pub enum BuildError {
     InvalidPolicyName {
         /// The policy name.
         policy: String,
-        /// Why it is invalid.
+        /// The reason it is invalid.
         #[source]
         source: IdError,
     },
@@ -72,7 +72,7 @@ pub enum BuildError {
     InvalidSetting {
         /// The setting's name.
         setting: &'static str,
-        /// What is wrong with it.
+        /// The problem with it.
         reason: &'static str,
     },
 }
@@ -114,7 +114,7 @@ impl<S: EventStore + Snapshotter> RuntimeBuilder<S> {
         }
     }
 
-    /// Registers actor type `A` under [`Actor::KIND`], with snapshots as the config says.
+    /// Registers actor type `A` under [`Actor::KIND`], with the configured snapshot interval.
     pub fn register<A: Actor>(self) -> Self {
         let every = self.config.snapshot_every;
         self.register_with_snapshots::<A>(every)

@@ -9,7 +9,7 @@ pub struct RuntimeConfig {
     /// Name of this node, stored in the metadata of every event it writes. Default: `node-`
     /// followed by 8 random hex digits.
     pub node: String,
-    /// Commands an actor's mailbox holds before senders wait. Default: 256.
+    /// Maximum commands waiting in an actor's mailbox before senders wait. Default: 256.
     pub mailbox_capacity: usize,
     /// Most commands one append may carry when several wait in a mailbox. Default: 64.
     pub max_batch: usize,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aether_core::{ActorRef, CodecError, IdError, StoreError};
 
-/// Why a command could not be carried out, apart from a domain rejection.
+/// A failure to carry out a command, other than a domain rejection.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
@@ -58,7 +58,7 @@ pub enum RuntimeError {
     Activation {
         /// The actor.
         actor: ActorRef,
-        /// What went wrong; shared by every message that was waiting for the activation.
+        /// The cause, shared by every message that was waiting for the activation.
         #[source]
         source: std::sync::Arc<RuntimeError>,
     },
@@ -103,7 +103,7 @@ pub enum AskError<E> {
 }
 
 impl<E> AskError<E> {
-    /// The domain rejection, if this is one.
+    /// Returns the domain rejection, if this is one.
     pub fn rejection(&self) -> Option<&E> {
         match self {
             AskError::Rejected(e) => Some(e),
@@ -111,7 +111,7 @@ impl<E> AskError<E> {
         }
     }
 
-    /// The runtime error, if this is one.
+    /// Returns the runtime error, if this is one.
     pub fn runtime(&self) -> Option<&RuntimeError> {
         match self {
             AskError::Rejected(_) => None,

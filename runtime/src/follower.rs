@@ -1,4 +1,4 @@
-//! Following other writers: one store subscription per runtime that tells active actors about
+//! Following other writers: one store subscription per runtime that notifies active actors of
 //! events stored by other nodes or tools, so they apply them before their next command.
 //!
 //! NOTE: the subscription delivers this runtime's own events too, which are then skipped by
@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use crate::shared::Shared;
 
-/// Longest pause before the subscription is opened again after an error.
+/// Maximum pause before the subscription is opened again after an error.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The running follower task.

@@ -1,4 +1,4 @@
-//! The window of recent command ids each actor keeps, so a repeated command is answered with its
+//! The window of recent command ids each actor keeps, so a repeated command gets its
 //! original reply and stores nothing.
 
 use std::collections::{HashMap, VecDeque};
@@ -50,8 +50,8 @@ impl RecentCommands {
         }
     }
 
-    /// Records a command, replacing an entry with the same id (a command with several events
-    /// is recorded once per event; the last one carries the reply).
+    /// Records a command, replacing an entry with the same id. A command with several events is
+    /// recorded once per event, and the last one carries the reply.
     pub(crate) fn record(&mut self, entry: RecentCommand) {
         if self.capacity == 0 {
             return;
@@ -81,7 +81,7 @@ impl RecentCommands {
         }
     }
 
-    /// The entries, oldest first, for a snapshot.
+    /// Returns the entries, oldest first, for a snapshot.
     pub(crate) fn to_vec(&self) -> Vec<RecentCommand> {
         self.order
             .iter()

@@ -12,7 +12,7 @@ use crate::error::{AskError, RuntimeError};
 /// The outcome an asking caller receives.
 pub(crate) type AskResult<A> = Result<<A as Actor>::Reply, AskError<<A as Actor>::Error>>;
 
-/// Where the reply to a command goes.
+/// The sender of a command's reply.
 pub(crate) type ReplyTo<A> = oneshot::Sender<AskResult<A>>;
 
 /// A command on its way to an actor.

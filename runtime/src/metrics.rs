@@ -10,7 +10,7 @@ pub const ACTIVATIONS: &str = "aether_activations_total";
 /// Counter of passivations (idle, least recently used, stop and shutdown).
 pub const PASSIVATIONS: &str = "aether_passivations_total";
 /// Counter of commands, labelled `outcome` = `processed` (every command taken from a mailbox)
-/// or `duplicate` (those answered from the idempotency window).
+/// or `duplicate` (those replied to from the idempotency window).
 pub const COMMANDS: &str = "aether_commands_total";
 /// Counter of version conflicts, labelled `retried` = `true` or `false` (given up).
 pub const CONFLICTS: &str = "aether_conflicts_total";
@@ -42,7 +42,7 @@ pub(crate) fn commands(kind: &'static str, count: u64) {
     metrics::counter!(COMMANDS, "kind" => kind, "outcome" => "processed").increment(count);
 }
 
-/// Records a command answered from the idempotency window.
+/// Records a command replied to from the idempotency window.
 pub(crate) fn duplicate(kind: &'static str) {
     metrics::counter!(COMMANDS, "kind" => kind, "outcome" => "duplicate").increment(1);
 }

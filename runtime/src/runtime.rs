@@ -216,7 +216,7 @@ impl<S: EventStore + Snapshotter> Runtime<S> {
         Ok(kind.stop(&actor.id).await)
     }
 
-    /// The actors that are active now.
+    /// Returns the actors that are active now.
     pub fn active_vms(&self) -> Vec<ActorRef> {
         let mut active = Vec::new();
         for kind in self.shared.kinds.values() {
@@ -226,12 +226,12 @@ impl<S: EventStore + Snapshotter> Runtime<S> {
         active
     }
 
-    /// The number of running VMs, including those still activating or stopping.
+    /// Returns the number of running VMs, including those still activating or stopping.
     pub fn active_count(&self) -> usize {
         self.shared.active.load(Ordering::Relaxed)
     }
 
-    /// The registered kinds, their commands and events, and the policies.
+    /// Returns the registered kinds, their commands and events, and the policies.
     pub fn model(&self) -> Model {
         let mut kinds: Vec<_> = self.shared.kinds.values().map(|k| k.model()).collect();
         kinds.sort_by_key(|k| k.kind);

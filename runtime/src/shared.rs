@@ -204,7 +204,7 @@ impl<S: EventStore + Snapshotter> Shared<S> {
         let after = self.config.ask_timeout;
         match tokio::time::timeout(after, reply).await {
             Ok(Ok(outcome)) => outcome,
-            // The VM dropped the reply sender without answering: its task ended abnormally.
+            // The VM dropped the reply sender without a reply, so its task ended abnormally.
             Ok(Err(_)) => Err(RuntimeError::ShuttingDown.into()),
             Err(_) => Err(RuntimeError::Timeout {
                 actor: ActorRef::new(kind.kind.clone(), id),

@@ -33,13 +33,13 @@ pub(crate) struct Vm<A: Actor, S> {
     recent: RecentCommands,
 }
 
-/// What a VM does after a message.
+/// The next step of a VM after a message.
 enum Flow {
     Continue,
     Stop(oneshot::Sender<()>),
 }
 
-/// How one command of a batch was decided.
+/// The decision on one command of a batch.
 enum Decision<A: Actor> {
     /// Already stored earlier: the stored reply.
     Duplicate(Option<Bytes>),

@@ -91,7 +91,7 @@ impl<A: Actor> Default for ActorTest<A> {
     }
 }
 
-/// What `handle` decided, and the state after applying the decided events.
+/// The decision of `handle` on one command, and the state after applying its events.
 pub struct Outcome<A: Actor> {
     command_name: &'static str,
     result: Decided<A>,
@@ -121,7 +121,7 @@ impl<A: Actor> Outcome<A> {
         Outcome::decide(self.state, command)
     }
 
-    /// The decided events.
+    /// Returns the decided events.
     ///
     /// # Panics
     ///
@@ -133,7 +133,7 @@ impl<A: Actor> Outcome<A> {
         }
     }
 
-    /// The reply.
+    /// Returns the reply.
     ///
     /// # Panics
     ///
@@ -145,7 +145,7 @@ impl<A: Actor> Outcome<A> {
         }
     }
 
-    /// The rejection.
+    /// Returns the rejection.
     ///
     /// # Panics
     ///
@@ -161,7 +161,7 @@ impl<A: Actor> Outcome<A> {
         }
     }
 
-    /// The state after the decided events (unchanged after a rejection).
+    /// Returns the state after the decided events (unchanged after a rejection).
     pub fn state(&self) -> &A::State {
         &self.state
     }

@@ -60,7 +60,7 @@ pub enum JobError {
     JetStream {
         /// The server URL.
         url: String,
-        /// What went wrong.
+        /// The underlying error.
         #[source]
         source: aether_jetstream::ConnectError,
     },
@@ -72,7 +72,7 @@ pub enum JobError {
     Fresh {
         /// The namespace.
         namespace: String,
-        /// What went wrong.
+        /// The underlying error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },

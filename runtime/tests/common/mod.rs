@@ -1,6 +1,8 @@
 //! Actors and store wrappers shared by the runtime tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod scenarios;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -65,7 +65,7 @@ fn assert_verified(output: &Output, kinds: usize) {
         stderr(output)
     );
     assert!(summary.contains("result: OK"), "{summary}");
-    assert!(summary.contains("line counts      match"), "{summary}");
+    assert!(summary.contains("job counts       match"), "{summary}");
     let matched = summary
         .lines()
         .filter(|line| line.contains(" match; "))
@@ -161,6 +161,7 @@ fn verification_reports_mismatch() {
     assert_eq!(short.status.code(), Some(1), "{}", stderr(&short));
     let summary = stdout(&short);
     assert!(summary.contains("result: FAILED"), "{summary}");
+    assert!(summary.contains("rerun with --fresh"), "{summary}");
     assert_eq!(figure(&summary, "new events"), 0, "{summary}");
     let detail = summary
         .lines()

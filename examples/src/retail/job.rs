@@ -162,7 +162,11 @@ pub async fn ingest<S: EventStore + Snapshotter>(
     };
     if let Ok(report) = &mut outcome {
         let waited = Instant::now();
+        let spinner = options
+            .progress
+            .spinner("waiting for the policies to update customers and products");
         let caught_up = runtime.wait_for_policies(POLICY_TIMEOUT).await;
+        spinner.finish_and_clear();
         report.policy_time = waited.elapsed();
         if let Err(error) = caught_up {
             outcome = Err(JobError::Policies(error));
@@ -177,7 +181,11 @@ pub async fn ingest<S: EventStore + Snapshotter>(
             .or_default() += 1;
     }
     let stopping = Instant::now();
+    let spinner = options
+        .progress
+        .spinner("stopping the runtime and writing final snapshots");
     runtime.shutdown().await;
+    spinner.finish_and_clear();
     let mut report = outcome?;
     report.shutdown_time = stopping.elapsed();
     report.active_actors = active_actors;

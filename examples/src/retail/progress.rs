@@ -47,6 +47,22 @@ impl Progress {
         bars.add(ProgressBar::new(length).with_style(style))
     }
 
+    /// Starts a spinner showing `message`, for a step whose length is not known.
+    pub fn spinner(&self, message: &'static str) -> ProgressBar {
+        let Some(bars) = &self.bars else {
+            return ProgressBar::hidden();
+        };
+        let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let spinner = bars.add(
+            ProgressBar::new_spinner()
+                .with_style(style)
+                .with_message(message),
+        );
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        spinner
+    }
+
     /// Runs `write` with the bars cleared, so that text printed meanwhile does not mix with them.
     pub fn suspend<R>(&self, write: impl FnOnce() -> R) -> R {
         match &self.bars {

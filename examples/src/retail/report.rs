@@ -75,7 +75,20 @@ impl Display for Report {
         }
         writeln!(f)?;
         let result = if self.is_success() { "OK" } else { "FAILED" };
-        writeln!(f, "result: {result}")
+        writeln!(f, "result: {result}")?;
+        let actors_differ = self
+            .verification
+            .as_ref()
+            .is_some_and(|v| v.kinds.iter().any(|k| k.matched != k.checked));
+        if actors_differ {
+            writeln!(
+                f,
+                "hint: actors that hold more lines than expected usually come from an earlier run \
+                 over other lines (another --limit or --input); rerun with --fresh to start from \
+                 an empty store"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -155,9 +168,12 @@ fn write_verification(f: &mut Formatter<'_>, verification: &Verification) -> fmt
         "verification (new runtime, every actor read back from the store)"
     )?;
     if verification.count_mismatches.is_empty() {
-        writeln!(f, "  line counts      match the expected totals")?;
+        writeln!(
+            f,
+            "  job counts       match the expected totals (lines, rejections)"
+        )?;
     } else {
-        writeln!(f, "  line counts      DIFFER from the expected totals")?;
+        writeln!(f, "  job counts       DIFFER from the expected totals")?;
         for difference in &verification.count_mismatches {
             writeln!(f, "    {difference}")?;
         }

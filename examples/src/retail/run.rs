@@ -56,7 +56,7 @@ pub enum JobError {
     #[error("--store postgres needs --database-url or the DATABASE_URL environment variable")]
     MissingDatabaseUrl,
     /// The JetStream store could not connect.
-    #[error("failed to connect to NATS at {url}")]
+    #[error("failed to open the JetStream store")]
     JetStream {
         /// The server URL.
         url: String,

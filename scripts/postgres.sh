@@ -466,6 +466,16 @@ cmd_restart() {
   port=$(read_port "$data")
 
   local log_file="$data/$SERVER_LOG"
+  local pause=${AETHER_PG_RESTART_PAUSE:-0}
+  [[ $pause =~ ^[0-9]+$ ]] || die "AETHER_PG_RESTART_PAUSE must be whole seconds, got '$pause'"
+  if ((pause > 0)) && running_postmaster_pid "$data" >/dev/null; then
+    # Keep the server down for a while, so clients see it gone rather than a quick blip.
+    if ! as_pg "$PG_BIN/pg_ctl" stop -D "$data" -m fast -w -t "$START_TIMEOUT_SECS" -s >&2; then
+      show_log_tail "$log_file"
+      die "pg_ctl stop failed for $data"
+    fi
+    sleep "$pause"
+  fi
   if running_postmaster_pid "$data" >/dev/null; then
     if ! as_pg "$PG_BIN/pg_ctl" restart -D "$data" -l "$log_file" -m fast -w -t "$START_TIMEOUT_SECS" -s >&2; then
       show_log_tail "$log_file"

@@ -163,13 +163,13 @@ pub fn data_dir() -> PathBuf {
 }
 
 /// Restarts the server of [`data_dir`] with a fast shutdown (open sessions are cut, committed
-/// data stays) through `scripts/postgres.sh restart`, and waits until it accepts connections.
-/// Returns how long the restart took.
+/// data stays) through `scripts/postgres.sh restart`, keeps it down for `down_for` (whole
+/// seconds), and waits until it accepts connections. Returns how long the restart took.
 ///
 /// # Panics
 ///
 /// Panics when [`DATA_ENV`] is not set or the restart fails.
-pub async fn restart_server() -> Duration {
+pub async fn restart_server(down_for: Duration) -> Duration {
     let data = data_dir();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres.sh");
     let started = std::time::Instant::now();
@@ -178,6 +178,7 @@ pub async fn restart_server() -> Duration {
             .arg(&script)
             .arg("restart")
             .env(DATA_ENV, &data)
+            .env("AETHER_PG_RESTART_PAUSE", down_for.as_secs().to_string())
             .output()
             .unwrap_or_else(|err| panic!("cannot run {}: {err}", script.display()))
     })

@@ -160,7 +160,9 @@ async fn restart_during_appends_loses_no_acknowledged_event() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let took = restart_server().await;
+    // Two seconds down is well over the 500 ms acquire timeout, so appends in that window
+    // must fail with Unavailable instead of waiting the outage out.
+    let took = restart_server(Duration::from_secs(2)).await;
     restarted.store(true, Ordering::SeqCst);
     eprintln!("server restarted in {took:?}");
 

@@ -12,6 +12,9 @@
 #   DATABASE_URL   when set, `start` prints it back and starts nothing (bring your own server).
 #   AETHER_PG_DIR  folder (created when missing) in which `start` creates a unique data folder.
 #                  Without it, `start` creates a temporary folder, which `stop` removes as well.
+# Environment read by `restart`:
+#   AETHER_PG_RESTART_PAUSE  whole seconds to keep the server stopped before it starts again
+#                            (default 0), so that tests can make clients see an outage.
 #
 # Run as root on Debian 12: a missing server gets installed with apt-get (package postgresql-15),
 # and the server runs as the `postgres` system user because initdb and postgres reject root.

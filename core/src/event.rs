@@ -22,7 +22,7 @@ pub struct EventMetadata {
     /// Name of the node that wrote the event.
     pub node: Option<String>,
     /// The encoded reply to the command, set on the last event a command produced. It lets a
-    /// runtime answer a repeated command id with the original reply after a restart.
+    /// runtime reply to a repeated command id with the original reply after a restart.
     pub reply: Option<Bytes>,
 }
 

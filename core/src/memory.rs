@@ -40,12 +40,12 @@ struct Inner {
 }
 
 impl MemoryStore {
-    /// An empty store with the default [`StoreLimits`].
+    /// Creates an empty store with the default [`StoreLimits`].
     pub fn new() -> Self {
         Self::with_limits(StoreLimits::default())
     }
 
-    /// An empty store with the given limits.
+    /// Creates an empty store with the given limits.
     pub fn with_limits(limits: StoreLimits) -> Self {
         let (head, _) = watch::channel(Position::START);
         Self {
@@ -63,7 +63,7 @@ impl MemoryStore {
         self
     }
 
-    /// The number of events stored.
+    /// Returns the number of events stored.
     pub fn len(&self) -> usize {
         self.read_lock().log.len()
     }

@@ -2,7 +2,7 @@
 //!
 //! An actor is a kind and an id. The first message to it activates it: its state is rebuilt from
 //! the newest snapshot and the events after it. Commands are then decided one batch at a time
-//! against that state; the resulting events are appended with an optimistic version check and
+//! against that state. The resulting events are appended with an optimistic version check and
 //! applied, and only then does the caller get the reply. An idle actor is passivated and comes
 //! back on its next message.
 //!

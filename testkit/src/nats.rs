@@ -215,12 +215,12 @@ impl Drop for NatsServer {
     }
 }
 
-/// A namespace no other test uses: `prefix`, an underscore and 16 random hex digits.
+/// Returns a namespace no other test uses: `prefix`, an underscore and 16 random hex digits.
 pub fn unique_namespace(prefix: &str) -> String {
     format!("{prefix}_{}", &Uuid::new_v4().simple().to_string()[..16])
 }
 
-/// A single node shared by every test of this test binary.
+/// Returns a single node shared by every test of this test binary.
 pub async fn shared_single_node() -> Arc<NatsServer> {
     static SHARED: tokio::sync::OnceCell<Arc<NatsServer>> = tokio::sync::OnceCell::const_new();
     SHARED
@@ -229,7 +229,7 @@ pub async fn shared_single_node() -> Arc<NatsServer> {
         .clone()
 }
 
-/// A three-node cluster shared by every test of this test binary.
+/// Returns a three-node cluster shared by every test of this test binary.
 pub async fn shared_cluster() -> Arc<NatsServer> {
     static SHARED: tokio::sync::OnceCell<Arc<NatsServer>> = tokio::sync::OnceCell::const_new();
     SHARED
@@ -733,7 +733,7 @@ fn process_cluster(options: &NatsOptions) -> NatsServer {
     }
 }
 
-/// Polls `/healthz` on every node with a monitoring port until all answer 200.
+/// Polls `/healthz` on every node with a monitoring port until all return 200.
 async fn wait_healthy(server: &NatsServer) {
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     for node in &server.nodes {

@@ -21,7 +21,7 @@ pub enum ConnectError {
     InvalidConfig {
         /// The setting at fault.
         field: &'static str,
-        /// What is wrong with it.
+        /// The problem with it.
         reason: String,
     },
 

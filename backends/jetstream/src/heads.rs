@@ -1,6 +1,6 @@
 //! The cache of each actor's last stream sequence and version.
 //!
-//! Each cached actor has a slot behind an async mutex. An append holds its actor's slot from
+//! Each cached actor has a slot behind an async mutex. An append locks its actor's slot from
 //! the version check until the acknowledgement, so appends to one actor from one store run one
 //! after another while appends to different actors are published side by side.
 
@@ -47,7 +47,7 @@ impl Heads {
     }
 
     /// Returns the slot of `actor`, creating an empty one. When the cache grows past its
-    /// capacity, every slot that no caller holds is dropped.
+    /// capacity, every slot that no caller has locked is dropped.
     pub(crate) fn slot(&self, actor: &ActorRef) -> Slot {
         let slot = self.slots.entry(actor.clone()).or_default().clone();
         if self.slots.len() > self.capacity {

@@ -108,7 +108,8 @@ where
     right.shutdown().await;
 }
 
-/// An active actor applies events another runtime stores, without a command of its own.
+/// Checks that an active actor applies events another runtime stores, without a command of
+/// its own.
 pub async fn follows_other_writer<S, F, Fut>(connect: F)
 where
     S: EventStore + Snapshotter + Clone,

@@ -256,7 +256,7 @@ fn kind(name: &str) -> ActorKind {
 }
 
 /// `last_position` is the start on an empty store and then the position of the newest event,
-/// and a subscription after it sees only later events.
+/// and a subscription after it receives only later events.
 pub async fn last_position_follows_appends<S: EventStore + Snapshotter + Clone>(
     fixture: Fixture<S>,
 ) {

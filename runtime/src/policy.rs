@@ -2,9 +2,9 @@
 //!
 //! A policy runner subscribes to the source kind's events from its checkpoint, calls the policy
 //! function for each event and sends commands to the target actors. Delivery is at least once:
-//! after a crash the runner resumes from its last checkpoint and delivers some events again. Each command id is
-//! derived from the policy name, the source actor, the event version and the command's index, so
-//! the target's idempotency window turns a repeated delivery into a no-op.
+//! after a crash the runner resumes from its last checkpoint and delivers some events again.
+//! Each command id is derived from the policy name, the source actor, the event version and the
+//! command's index, so the target's idempotency window turns a repeated delivery into a no-op.
 
 use std::marker::PhantomData;
 use std::sync::Arc;

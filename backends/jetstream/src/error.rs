@@ -105,6 +105,29 @@ where
     }
 }
 
+/// Returns whether `err` or one of its sources says that no server answered a request,
+/// which means nothing was done: the stream is not reachable from this connection yet.
+pub(crate) fn is_unrouted(err: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if let Some(publish) = err.downcast_ref::<jetstream::context::PublishError>() {
+            // async-nats reports a publish without responders as `StreamNotFound` (0.52).
+            return publish.kind() == jetstream::context::PublishErrorKind::StreamNotFound;
+        }
+        if let Some(request) = err.downcast_ref::<async_nats::RequestError>() {
+            return request.kind() == async_nats::RequestErrorKind::NoResponders;
+        }
+        if let Some(request) = err.downcast_ref::<jetstream::context::RequestError>() {
+            return request.kind() == jetstream::context::RequestErrorKind::NoResponders;
+        }
+        if err.to_string().contains("no responders") {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
 /// Returns whether `err` or one of its sources is a failure that a later retry may not see.
 pub(crate) fn is_transient(err: &(dyn StdError + 'static)) -> bool {
     let mut current = Some(err);
@@ -163,6 +186,19 @@ mod tests {
             jetstream::context::PublishError::new(jetstream::context::PublishErrorKind::TimedOut);
         let mapped = request_failed("appending to k/1", err);
         assert!(mapped.is_retryable(), "{mapped}");
+    }
+
+    #[test]
+    fn publish_without_responders_is_unrouted() {
+        use jetstream::context::{PublishError, PublishErrorKind};
+        assert!(is_unrouted(&PublishError::new(
+            PublishErrorKind::StreamNotFound
+        )));
+        assert!(!is_unrouted(&PublishError::new(PublishErrorKind::TimedOut)));
+        let request = async_nats::RequestError::new(async_nats::RequestErrorKind::NoResponders);
+        assert!(is_unrouted(&request));
+        let timed_out = async_nats::RequestError::new(async_nats::RequestErrorKind::TimedOut);
+        assert!(!is_unrouted(&timed_out));
     }
 
     #[test]

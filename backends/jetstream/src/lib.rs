@@ -112,7 +112,11 @@
 //!
 //! # Errors and limits
 //!
-//! Timeouts, lost connections, no responders and a cluster without a leader are
+//! An append or head request that no server answers stored nothing, so the store sends it
+//! again, with pauses of up to 250 ms, until the request timeout has passed. In a cluster this
+//! covers the moments in which a new stream's subjects reach the other servers and in which a
+//! stream elects a leader. Timeouts, lost connections, no responders after that wait and a
+//! cluster without a leader are
 //! [`StoreError::Unavailable`](aether_core::StoreError::Unavailable); retrying with the same
 //! expectation is safe. The store takes its [`StoreLimits`](aether_core::StoreLimits) from the
 //! server's `max_payload`, minus 8 KiB for the envelope and headers, and checks the encoded

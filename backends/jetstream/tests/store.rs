@@ -429,3 +429,88 @@ async fn connect_rejects_bad_config_and_server() {
     .unwrap_err();
     assert!(matches!(err, ConnectError::Setup { .. }), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_retries_until_stream_answers() {
+    let server = shared_single_node().await;
+    let namespace = unique_namespace("t");
+    let config = JetStreamConfig::new(server.urls())
+        .namespace(namespace.clone())
+        .request_timeout(Duration::from_secs(10));
+    let first = support::connect_with(config.clone()).await;
+    let a = actor("unrouted");
+    first
+        .append(&a, ExpectedVersion::NoEvents, events(1, "one"))
+        .await
+        .unwrap();
+
+    // With the stream gone, nothing answers a publish to the actor's subject. The store knows
+    // the actor's head, so it publishes straight away and has to wait for a stream to answer.
+    first.delete_namespace().await.unwrap();
+    let waiting = tokio::spawn({
+        let first = first.clone();
+        let a = a.clone();
+        async move {
+            first
+                .append(
+                    &a,
+                    ExpectedVersion::Exact(Version::new(1)),
+                    events(1, "two"),
+                )
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the append gave up at once");
+
+    // A second store creates the stream again and stores version 1 at the same sequence.
+    let second = support::connect_with(config).await;
+    second
+        .append(&a, ExpectedVersion::NoEvents, events(1, "one again"))
+        .await
+        .unwrap();
+
+    let outcome = tokio::time::timeout(Duration::from_secs(15), waiting)
+        .await
+        .expect("the waiting append did not finish")
+        .unwrap()
+        .expect("the waiting append failed");
+    assert_eq!(outcome.version, Version::new(2));
+    let stored = read(&second, &a, 1).await;
+    let payloads: Vec<_> = stored.iter().map(|e| e.payload.clone()).collect();
+    assert_eq!(payloads, vec!["one again-0".as_bytes(), "two-0".as_bytes()]);
+    second.delete_namespace().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_without_stream_times_out() {
+    let server = shared_single_node().await;
+    let config = JetStreamConfig::new(server.urls())
+        .namespace(unique_namespace("t"))
+        .request_timeout(Duration::from_secs(1));
+    let store = support::connect_with(config).await;
+    let a = actor("no-stream");
+    store
+        .append(&a, ExpectedVersion::NoEvents, events(1, "one"))
+        .await
+        .unwrap();
+    store.delete_namespace().await.unwrap();
+
+    let started = std::time::Instant::now();
+    let err = store
+        .append(
+            &a,
+            ExpectedVersion::Exact(Version::new(1)),
+            events(1, "two"),
+        )
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("account/no-stream"), "{err}");
+    assert!(
+        waited >= Duration::from_millis(500),
+        "gave up after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+}

@@ -7,7 +7,6 @@
 
 use std::future::IntoFuture;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use aether_core::{ActorRef, AppendOutcome, ExpectedVersion, NewEvent, StoreError, Version};
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
@@ -18,7 +17,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::envelope::{self, MAX_EVENTS_PER_APPEND};
-use crate::error::{BACKEND, is_unrouted, request_failed};
+use crate::error::{BACKEND, UnroutedRetry, is_unrouted, request_failed};
 use crate::heads::Head;
 use crate::layout::{self, MAX_SEQUENCE};
 use crate::store::Inner;
@@ -34,13 +33,6 @@ const ANY_ATTEMPTS: usize = 32;
 /// Maximum number of events after the expected version that a conflicting append of a
 /// command searches for an earlier append of the same command.
 const MAX_COMMAND_SCAN: usize = 1_000;
-
-/// First pause before a publish that found no stream is sent again; it doubles up to
-/// [`MAX_UNROUTED_PAUSE`].
-const FIRST_UNROUTED_PAUSE: Duration = Duration::from_millis(10);
-
-/// Longest pause between publishes that found no stream.
-const MAX_UNROUTED_PAUSE: Duration = Duration::from_millis(250);
 
 /// Name space of the message ids derived from command ids.
 const MESSAGE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6ae1_43c4_5b2f_4d8e_9a61_3c0e_5f7d_b219);
@@ -71,8 +63,7 @@ pub(crate) async fn append(
     let mut cached = slot.lock().await;
 
     let mut attempts = 0;
-    let started = Instant::now();
-    let mut unrouted_pause = FIRST_UNROUTED_PAUSE;
+    let mut unrouted = UnroutedRetry::new(inner.config.request_timeout);
     loop {
         attempts += 1;
         let (mut head, mut fresh) = match *cached {
@@ -166,16 +157,15 @@ pub(crate) async fn append(
                     actual: actual.version,
                 });
             }
-            Err(err)
-                if err.kind() == PublishErrorKind::StreamNotFound
-                    && started.elapsed() + unrouted_pause < inner.config.request_timeout =>
-            {
+            Err(err) if err.kind() == PublishErrorKind::StreamNotFound => {
                 // No server answered the publish, so nothing was stored. In a cluster this
                 // happens while a new stream's subjects spread to the other servers and while
-                // a stream leader is elected; both settle within moments.
-                debug!(%actor, pause = ?unrouted_pause, "no stream answered the append; retrying");
-                tokio::time::sleep(unrouted_pause).await;
-                unrouted_pause = (unrouted_pause * 2).min(MAX_UNROUTED_PAUSE);
+                // a stream leader is elected. Both settle within moments.
+                if !unrouted.pause().await {
+                    warn!(%actor, error = %err, "append failed");
+                    return Err(request_failed(format!("appending to {actor}"), err));
+                }
+                debug!(%actor, "no stream answered the append; sending it again");
             }
             Err(err) => {
                 // The append may or may not be stored; the next one fetches the head again.
@@ -338,10 +328,9 @@ pub(crate) async fn fetch_head(
     actor: &ActorRef,
     subject: &str,
 ) -> Result<Head, StoreError> {
-    let started = Instant::now();
-    let mut pause = FIRST_UNROUTED_PAUSE;
+    let mut unrouted = UnroutedRetry::new(inner.config.request_timeout);
     loop {
-        match inner.stream.get_last_raw_message_by_subject(subject).await {
+        let err = match inner.stream.get_last_raw_message_by_subject(subject).await {
             Ok(message) => {
                 let location = format!("{actor} at stream sequence {}", message.sequence);
                 let header = envelope::decode_header(&message.payload, &location)?;
@@ -351,17 +340,13 @@ pub(crate) async fn fetch_head(
                 });
             }
             Err(err) if is_not_found(&err.kind()) => return Ok(Head::EMPTY),
-            Err(err)
-                if is_unrouted(&err)
-                    && started.elapsed() + pause < inner.config.request_timeout =>
-            {
-                // No replica of the stream answered yet: it is new or electing a leader.
-                debug!(%actor, ?pause, "no stream answered the head request; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(MAX_UNROUTED_PAUSE);
-            }
-            Err(err) => return Err(request_failed(format!("reading the head of {actor}"), err)),
+            Err(err) => err,
+        };
+        // No server answered yet: the stream is new or electing a leader.
+        if !is_unrouted(&err) || !unrouted.pause().await {
+            return Err(request_failed(format!("reading the head of {actor}"), err));
         }
+        debug!(%actor, "no stream answered the head request; sending it again");
     }
 }
 

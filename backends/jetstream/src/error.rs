@@ -1,6 +1,7 @@
 //! Connection errors, and the mapping of async-nats failures onto [`StoreError`] kinds.
 
 use std::error::Error as StdError;
+use std::time::{Duration, Instant};
 
 use aether_core::{BoxError, StoreError};
 use async_nats::jetstream;
@@ -102,6 +103,38 @@ where
         StoreError::unavailable(operation, err)
     } else {
         StoreError::backend(BACKEND, operation, err)
+    }
+}
+
+/// Pauses between requests that no server answered, doubling from 10 ms up to 250 ms, until
+/// the request timeout has passed since the first one.
+pub(crate) struct UnroutedRetry {
+    started: Instant,
+    timeout: Duration,
+    pause: Duration,
+}
+
+impl UnroutedRetry {
+    const FIRST_PAUSE: Duration = Duration::from_millis(10);
+    const MAX_PAUSE: Duration = Duration::from_millis(250);
+
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            timeout,
+            pause: Self::FIRST_PAUSE,
+        }
+    }
+
+    /// Sleeps before the next try. Returns `false` without sleeping when that try would start
+    /// after the timeout.
+    pub(crate) async fn pause(&mut self) -> bool {
+        if self.started.elapsed() + self.pause >= self.timeout {
+            return false;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Self::MAX_PAUSE);
+        true
     }
 }
 

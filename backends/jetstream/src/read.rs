@@ -22,7 +22,7 @@ use tracing::debug;
 
 use crate::append::{fetch_head, is_not_found};
 use crate::envelope;
-use crate::error::{BACKEND, request_failed};
+use crate::error::{BACKEND, UnroutedRetry, request_failed};
 use crate::layout::{self, Layout};
 use crate::store::Inner;
 
@@ -284,11 +284,38 @@ struct BatchRequest<'a> {
 }
 
 /// Fetches up to `read_batch` messages of `subject` from stream sequence `start` on.
+///
+/// A request that no replica answers is sent again, as appends are, until the request timeout
+/// has passed: replicas of a new stream start serving direct gets a moment after it is created.
 async fn direct_batch(
     inner: &Inner,
     subject: &str,
     start: u64,
 ) -> Result<Vec<RawMessage>, StoreError> {
+    let mut unrouted = UnroutedRetry::new(inner.config.request_timeout);
+    loop {
+        if let Some(messages) = direct_batch_once(inner, subject, start).await? {
+            return Ok(messages);
+        }
+        if !unrouted.pause().await {
+            return Err(StoreError::unavailable(
+                format!("reading subject {subject} from sequence {start}"),
+                "no server answers direct gets on the stream",
+            ));
+        }
+        debug!(
+            subject,
+            start, "no replica answered a direct get; sending it again"
+        );
+    }
+}
+
+/// Sends one batched direct get. Returns `None` when no server answered.
+async fn direct_batch_once(
+    inner: &Inner,
+    subject: &str,
+    start: u64,
+) -> Result<Option<Vec<RawMessage>>, StoreError> {
     let operation = || format!("reading subject {subject} from sequence {start}");
     let inbox = inner.client.new_inbox();
     let mut replies = inner
@@ -335,19 +362,15 @@ async fn direct_batch(
                     payload: message.payload,
                 });
                 if messages.len() >= inner.read_batch {
-                    return Ok(messages);
+                    return Ok(Some(messages));
                 }
             }
             // 204 ends a batch; 404 means no message at or after `start`.
             Some(status) if status.as_u16() == 204 || status == StatusCode::NOT_FOUND => {
-                return Ok(messages);
+                return Ok(Some(messages));
             }
-            Some(status) if status == StatusCode::NO_RESPONDERS => {
-                return Err(StoreError::unavailable(
-                    operation(),
-                    "no server answers direct gets on the stream",
-                ));
-            }
+            // The server sends this status in place of any reply, so no message came before.
+            Some(status) if status == StatusCode::NO_RESPONDERS => return Ok(None),
             Some(status) => {
                 let description = reply.description.unwrap_or_default();
                 return Err(StoreError::backend(

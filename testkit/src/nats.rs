@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Docker is used when `docker info` succeeds, else the binary; `AETHER_NATS_FIXTURE=docker`
-//! or `=process` forces one. `scripts/nats-image.sh` builds the image and installs the binary.
+//! or `=process` forces one. [`start_process_node`] always runs the binary, for servers whose
+//! config names files on this machine. `scripts/nats-image.sh` builds the image and installs
+//! the binary.
 //! When neither is available the fixtures panic with those instructions, in CI and locally:
 //! a missing server never skips a test.
 //!
@@ -57,12 +59,24 @@ pub struct NatsOptions {
     /// Start the servers with `jetstream { sync_interval: always }`, so every acknowledged
     /// message is fsynced first. Default: the server's own interval (2 minutes).
     pub sync_always: bool,
+    /// Config file text appended as it is, such as an `authorization` or a `tls` block. The
+    /// server reads the files it names on its own file system, so a test whose text names
+    /// files on this machine starts the server with [`start_process_node`]. It must not
+    /// contain a `jetstream` block when `sync_always` is set. Default: empty.
+    pub extra_config: String,
 }
 
 impl NatsOptions {
     fn config_file(&self) -> Option<String> {
-        self.sync_always
-            .then(|| "jetstream {\n  sync_interval: always\n}\n".to_owned())
+        let mut text = String::new();
+        if self.sync_always {
+            text.push_str("jetstream {\n  sync_interval: always\n}\n");
+        }
+        if !self.extra_config.is_empty() {
+            text.push_str(&self.extra_config);
+            text.push('\n');
+        }
+        (!text.is_empty()).then_some(text)
     }
 }
 
@@ -252,6 +266,19 @@ pub async fn start_single_node(options: NatsOptions) -> NatsServer {
         }
         FixtureKind::Process => process_single(&options),
     }
+}
+
+/// Starts a single node with JetStream as a `nats-server` process on 127.0.0.1, owned by the
+/// caller, whatever the fixture kind. For tests whose [`NatsOptions::extra_config`] names files
+/// on this machine, such as TLS certificates.
+///
+/// # Panics
+///
+/// Panics with setup instructions when no `nats-server` binary is found, and with the server's
+/// log when the server exits before it is ready (as it does on invalid config text) or is not
+/// ready within 30 seconds.
+pub async fn start_process_node(options: NatsOptions) -> NatsServer {
+    process_single(&options)
 }
 
 /// Starts a three-node JetStream cluster, owned by the caller, and waits until every node

@@ -61,7 +61,10 @@ async fn main() {
         ("default", NatsOptions::default(), 100_000, true),
         (
             "sync_always",
-            NatsOptions { sync_always: true },
+            NatsOptions {
+                sync_always: true,
+                ..NatsOptions::default()
+            },
             10_000,
             false,
         ),

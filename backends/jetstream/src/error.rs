@@ -1,6 +1,7 @@
 //! Connection errors, and the mapping of async-nats failures onto [`StoreError`] kinds.
 
 use std::error::Error as StdError;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use aether_core::{BoxError, StoreError};
@@ -26,7 +27,7 @@ pub enum ConnectError {
         reason: String,
     },
 
-    /// The credentials file could not be read.
+    /// The credentials file could not be read or parsed. Nothing was sent.
     #[error("failed to read NATS credentials file {path}")]
     Credentials {
         /// The file's path.
@@ -36,14 +37,27 @@ pub enum ConnectError {
         source: std::io::Error,
     },
 
-    /// No server could be reached, or the server refused the connection.
+    /// A TLS file of the config could not be read. Nothing was sent.
+    #[error("failed to read the TLS {role} file {path}")]
+    TlsFile {
+        /// The file's role: `root certificates`, `client certificate` or `client key`.
+        role: &'static str,
+        /// The file's path.
+        path: String,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// No server could be reached, the server rejected the credentials, or the TLS handshake
+    /// failed.
     #[error("failed to connect to NATS at {servers}")]
     Connect {
         /// The server URLs tried, comma separated.
         servers: String,
         /// The client's error.
         #[source]
-        source: async_nats::ConnectError,
+        source: ConnectFailure,
     },
 
     /// The server is older than [`MIN_SERVER_VERSION`] or reports a version that does not parse.
@@ -75,12 +89,96 @@ pub enum ConnectError {
     },
 }
 
+/// The async-nats error behind [`ConnectError::Connect`].
+///
+/// An async-nats error prints the text of its source after its own and also returns that
+/// source from [`source`](StdError::source), so printing the whole chain of sources would
+/// repeat each cause. This wrapper prints the same text, without a source text that only
+/// repeats the kind, and its `source` skips the level already printed.
+#[derive(Debug)]
+pub struct ConnectFailure(async_nats::ConnectError);
+
+impl ConnectFailure {
+    /// Returns the kind of failure, such as `AuthorizationViolation` and `Authentication` for
+    /// rejected credentials, `Tls`, `TimedOut` or `Io`.
+    pub fn kind(&self) -> async_nats::ConnectErrorKind {
+        self.0.kind()
+    }
+
+    /// Returns the async-nats error.
+    pub fn get_ref(&self) -> &async_nats::ConnectError {
+        &self.0
+    }
+
+    /// Returns whether a later connect with the same settings may succeed. Rejected
+    /// credentials and failed TLS handshakes are not transient.
+    pub fn is_transient(&self) -> bool {
+        use async_nats::ConnectErrorKind as Kind;
+        match self.kind() {
+            Kind::AuthorizationViolation | Kind::Authentication | Kind::Tls => false,
+            // A failed handshake reaches async-nats 0.52 as an I/O error that carries the
+            // rustls error.
+            _ => !self.has_tls_cause(),
+        }
+    }
+
+    fn has_tls_cause(&self) -> bool {
+        let mut current = self.0.source();
+        while let Some(err) = current {
+            if let Some(io) = err.downcast_ref::<std::io::Error>()
+                && io
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<async_nats::rustls::Error>())
+            {
+                return true;
+            }
+            if err.is::<async_nats::rustls::Error>() {
+                return true;
+            }
+            current = err.source();
+        }
+        false
+    }
+}
+
+impl From<async_nats::ConnectError> for ConnectFailure {
+    fn from(err: async_nats::ConnectError) -> Self {
+        Self(err)
+    }
+}
+
+impl fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = self.0.kind().to_string();
+        let Some(source) = self.0.source() else {
+            return f.write_str(&kind);
+        };
+        // async-nats 0.52 wraps a rejected login as kind "authorization violation" with the
+        // source "nats: authorization violation".
+        let detail = source.to_string();
+        if detail.to_lowercase().contains(&kind.to_lowercase()) {
+            f.write_str(&kind)
+        } else {
+            write!(f, "{kind}: {detail}")
+        }
+    }
+}
+
+impl StdError for ConnectFailure {
+    /// Returns the source of the async-nats error's source, whose text this error's message
+    /// already contains.
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()?.source()
+    }
+}
+
 impl From<ConnectError> for StoreError {
-    /// Maps a connection failure or a setup timeout to [`StoreError::Unavailable`], and any
-    /// other failure to [`StoreError::Backend`].
+    /// Maps a connection failure that a retry may overcome (no server reached, timeout) or a
+    /// setup timeout to [`StoreError::Unavailable`], and any other failure, such as rejected
+    /// credentials or a failed TLS handshake, to [`StoreError::Backend`].
     fn from(err: ConnectError) -> Self {
         let transient = match &err {
-            ConnectError::Connect { .. } => true,
+            ConnectError::Connect { source, .. } => source.is_transient(),
             ConnectError::Setup { source, .. } => is_transient(source.as_ref()),
             _ => false,
         };
@@ -240,6 +338,91 @@ mod tests {
             jetstream::context::PublishError::new(jetstream::context::PublishErrorKind::Other);
         let mapped = request_failed("appending to k/1", err);
         assert_eq!(mapped.kind(), aether_core::ErrorKind::Backend);
+    }
+
+    /// Formats `err` with its chain of sources, as an application prints it.
+    fn describe(err: &(dyn StdError + 'static)) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
+    fn connect_failed(source: async_nats::ConnectError) -> ConnectError {
+        ConnectError::Connect {
+            servers: "nats://127.0.0.1:4222".to_owned(),
+            source: source.into(),
+        }
+    }
+
+    #[test]
+    fn connect_error_names_rejection_once() {
+        let rejected = || {
+            async_nats::ConnectError::with_source(
+                async_nats::ConnectErrorKind::AuthorizationViolation,
+                async_nats::ServerError::AuthorizationViolation,
+            )
+        };
+        // The async-nats error alone repeats its cause when its chain is printed.
+        let raw = describe(&rejected());
+        assert_eq!(raw.matches("authorization violation").count(), 3, "{raw}");
+
+        let err = connect_failed(rejected());
+        assert_eq!(
+            describe(&err),
+            "failed to connect to NATS at nats://127.0.0.1:4222: authorization violation"
+        );
+        let store: StoreError = err.into();
+        assert_eq!(store.kind(), aether_core::ErrorKind::Backend);
+    }
+
+    #[test]
+    fn connect_error_names_tls_failure_once() {
+        use async_nats::rustls;
+        let handshake = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let err = connect_failed(async_nats::ConnectError::with_source(
+            async_nats::ConnectErrorKind::Io,
+            handshake,
+        ));
+        assert_eq!(
+            describe(&err),
+            "failed to connect to NATS at nats://127.0.0.1:4222: IO error: invalid peer \
+             certificate: UnknownIssuer"
+        );
+        let store: StoreError = err.into();
+        assert_eq!(store.kind(), aether_core::ErrorKind::Backend);
+    }
+
+    #[test]
+    fn unreachable_server_is_unavailable() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let err = connect_failed(async_nats::ConnectError::with_source(
+            async_nats::ConnectErrorKind::Io,
+            refused,
+        ));
+        assert_eq!(
+            describe(&err),
+            "failed to connect to NATS at nats://127.0.0.1:4222: IO error: connection refused"
+        );
+        let store: StoreError = err.into();
+        assert!(store.is_retryable(), "{store}");
+
+        let err = connect_failed(async_nats::ConnectError::new(
+            async_nats::ConnectErrorKind::TimedOut,
+        ));
+        assert_eq!(
+            describe(&err),
+            "failed to connect to NATS at nats://127.0.0.1:4222: timed out"
+        );
+        let store: StoreError = err.into();
+        assert!(store.is_retryable(), "{store}");
     }
 
     #[test]

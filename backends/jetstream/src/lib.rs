@@ -135,5 +135,5 @@ mod store;
 
 pub use config::{Auth, JetStreamConfig, MAX_NAMESPACE_LEN, Storage, Tls};
 pub use envelope::MAX_EVENTS_PER_APPEND;
-pub use error::{ConnectError, MIN_SERVER_VERSION};
+pub use error::{ConnectError, ConnectFailure, MIN_SERVER_VERSION};
 pub use store::JetStreamStore;

@@ -2,6 +2,7 @@
 //! hand each call to its module.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 use aether_core::{
@@ -60,8 +61,10 @@ impl JetStreamStore {
     ///
     /// # Errors
     ///
-    /// [`ConnectError::InvalidConfig`] before anything is sent, [`ConnectError::Connect`] when
-    /// no server answers, [`ConnectError::UnsupportedServer`] for servers before 2.10,
+    /// [`ConnectError::InvalidConfig`], [`ConnectError::Credentials`] and
+    /// [`ConnectError::TlsFile`] come before anything is sent. [`ConnectError::Connect`] means
+    /// that no server answered, the server rejected the credentials or the TLS handshake
+    /// failed. Then come [`ConnectError::UnsupportedServer`] for servers before 2.10,
     /// [`ConnectError::JetStreamDisabled`], and [`ConnectError::Setup`] when the stream or the
     /// bucket cannot be created (for example more replicas than servers).
     pub async fn connect(config: JetStreamConfig) -> Result<Self, ConnectError> {
@@ -260,13 +263,14 @@ async fn connect_client(config: &JetStreamConfig) -> Result<Client, ConnectError
         }
         Auth::Token(token) => options.token(token.clone()),
         Auth::CredentialsFile(path) => {
-            options
-                .credentials_file(path)
-                .await
-                .map_err(|source| ConnectError::Credentials {
-                    path: path.display().to_string(),
-                    source,
-                })?
+            // Read here rather than through async-nats 0.52, which turns every read error into
+            // `ErrorKind::Other` with the path inside its text.
+            let failed = |source| ConnectError::Credentials {
+                path: path.display().to_string(),
+                source,
+            };
+            let contents = tokio::fs::read_to_string(path).await.map_err(failed)?;
+            options.credentials(&contents).map_err(failed)?
         }
     };
     let tls = &config.tls;
@@ -276,10 +280,15 @@ async fn connect_client(config: &JetStreamConfig) -> Result<Client, ConnectError
     if tls.handshake_first {
         options = options.tls_first();
     }
+    // async-nats reads the TLS files only during the handshake, and its error does not name
+    // the file, so a missing or unreadable one is reported here.
     if let Some(roots) = &tls.root_certificates {
+        check_readable("root certificates", roots).await?;
         options = options.add_root_certificates(roots.clone());
     }
     if let Some((cert, key)) = &tls.client_certificate {
+        check_readable("client certificate", cert).await?;
+        check_readable("client key", key).await?;
         options = options.add_client_certificate(cert.clone(), key.clone());
     }
     if let Some(name) = &config.connection_name {
@@ -305,6 +314,18 @@ async fn connect_client(config: &JetStreamConfig) -> Result<Client, ConnectError
         .await
         .map_err(|source| ConnectError::Connect {
             servers: config.servers.join(","),
+            source: source.into(),
+        })
+}
+
+/// Opens `path` to check that it can be read.
+async fn check_readable(role: &'static str, path: &Path) -> Result<(), ConnectError> {
+    tokio::fs::File::open(path)
+        .await
+        .map(drop)
+        .map_err(|source| ConnectError::TlsFile {
+            role,
+            path: path.display().to_string(),
             source,
         })
 }

@@ -12,6 +12,16 @@
 #   DATABASE_URL   when set, `start` prints it back and starts nothing (bring your own server).
 #   AETHER_PG_DIR  folder (created when missing) in which `start` creates a unique data folder.
 #                  Without it, `start` creates a temporary folder, which `stop` removes as well.
+#   AETHER_PG_SSL_CERT_FILE, AETHER_PG_SSL_KEY_FILE
+#                  PEM files of the server's certificate and private key. When both are set,
+#                  `start` copies them into the data folder (owned by the server's user, the key
+#                  with mode 0600) and turns on ssl. Setting only one of them is an error.
+#   AETHER_PG_SSL_CA_FILE
+#                  optional PEM file of the certificate authorities that verify client
+#                  certificates (PostgreSQL's ssl_ca_file), copied as well. Needs the two above.
+#   AETHER_PG_HBA_FILE
+#                  file whose content replaces the pg_hba.conf that `start` writes, for example
+#                  to accept only hostssl connections or client certificates.
 # Environment read by `restart`:
 #   AETHER_PG_RESTART_PAUSE  whole seconds to keep the server stopped before it starts again
 #                            (default 0), so that tests can make clients see an outage.
@@ -36,6 +46,10 @@ readonly OWNER_MARKER=aether-pg-owner
 readonly BASE_MARKER=.aether-pg-base
 # Settings of this script, included from postgresql.conf so they override initdb's defaults.
 readonly SETTINGS_FILE=aether.conf
+# Names of the TLS files that `start` copies into the data folder.
+readonly SSL_CERT_NAME=server.crt
+readonly SSL_KEY_NAME=server.key
+readonly SSL_CA_NAME=root.crt
 readonly SERVER_LOG=server.log
 
 # Ports are drawn below Linux's default ephemeral range (32768-60999), so the source ports of
@@ -188,7 +202,52 @@ fsync = on
 synchronous_commit = on
 full_page_writes = on
 EOF
+  if [[ -f $data/$SSL_CERT_NAME ]]; then
+    cat >>"$settings" <<EOF
+ssl = on
+ssl_cert_file = $(conf_string "$data/$SSL_CERT_NAME")
+ssl_key_file = $(conf_string "$data/$SSL_KEY_NAME")
+EOF
+  fi
+  if [[ -f $data/$SSL_CA_NAME ]]; then
+    printf 'ssl_ca_file = %s\n' "$(conf_string "$data/$SSL_CA_NAME")" >>"$settings"
+  fi
   chown_pg "$settings"
+}
+
+# Checks the TLS and pg_hba.conf files named by the environment before anything is created.
+check_start_files() {
+  local cert=${AETHER_PG_SSL_CERT_FILE:-} key=${AETHER_PG_SSL_KEY_FILE:-} ca=${AETHER_PG_SSL_CA_FILE:-}
+  if [[ -n $cert || -n $key ]]; then
+    [[ -n $cert && -n $key ]] ||
+      die "AETHER_PG_SSL_CERT_FILE and AETHER_PG_SSL_KEY_FILE must be set together, got only one of them"
+  elif [[ -n $ca ]]; then
+    die "AETHER_PG_SSL_CA_FILE needs AETHER_PG_SSL_CERT_FILE and AETHER_PG_SSL_KEY_FILE, because it only works with ssl on"
+  fi
+  local file
+  for file in "$cert" "$key" "$ca" "${AETHER_PG_HBA_FILE:-}"; do
+    [[ -z $file || -r $file ]] || die "file $file not found or not readable"
+  done
+}
+
+# Copies a file into the data folder with the given mode, owned by the server's user.
+install_file() {
+  local source=$1 target=$2 mode=$3
+  cp -- "$source" "$target"
+  chmod "$mode" -- "$target"
+  chown_pg "$target"
+}
+
+# Copies the server's certificate, key and client CA into the data folder. PostgreSQL rejects a
+# key file that its group or others may read, so the key gets mode 0600.
+install_ssl_files() {
+  local data=$1
+  [[ -n ${AETHER_PG_SSL_CERT_FILE:-} ]] || return 0
+  install_file "$AETHER_PG_SSL_CERT_FILE" "$data/$SSL_CERT_NAME" 0644
+  install_file "$AETHER_PG_SSL_KEY_FILE" "$data/$SSL_KEY_NAME" 0600
+  if [[ -n ${AETHER_PG_SSL_CA_FILE:-} ]]; then
+    install_file "$AETHER_PG_SSL_CA_FILE" "$data/$SSL_CA_NAME" 0644
+  fi
 }
 
 read_port() {
@@ -340,6 +399,7 @@ cmd_start() {
     return
   fi
 
+  check_start_files
   ensure_server_installed
   ensure_postgres_user
   trap cleanup_failed_start EXIT
@@ -378,15 +438,21 @@ cmd_start() {
   printf 'Created by scripts/postgres.sh start. scripts/postgres.sh stop removes this folder.\n' \
     >"$data/$OWNER_MARKER"
 
-  # Accept connections from the unix socket in this folder and from 127.0.0.1 only. Trust needs
-  # no password, so any local user who can reach 127.0.0.1 can connect as any role.
-  cat >"$data/pg_hba.conf" <<EOF
+  # By default, accept connections from the unix socket in this folder and from 127.0.0.1 only.
+  # Trust needs no password, so any local user who can reach 127.0.0.1 can connect as any role.
+  # The server listens on 127.0.0.1 only, whatever AETHER_PG_HBA_FILE allows.
+  if [[ -n ${AETHER_PG_HBA_FILE:-} ]]; then
+    cp -- "$AETHER_PG_HBA_FILE" "$data/pg_hba.conf"
+  else
+    cat >"$data/pg_hba.conf" <<EOF
 # Written by scripts/postgres.sh for a throwaway test server.
 # TYPE  DATABASE     USER  ADDRESS       METHOD
 local   all          all                 trust
 host    all          all   127.0.0.1/32  trust
 host    replication  all   127.0.0.1/32  trust
 EOF
+  fi
+  install_ssl_files "$data"
   printf "include '%s'\n" "$SETTINGS_FILE" >>"$data/postgresql.conf"
   mkdir -m 0700 -- "$data/socket"
   chown_pg "$data/$OWNER_MARKER" "$data/pg_hba.conf" "$data/socket"

@@ -1,26 +1,35 @@
-//! PostgreSQL for tests: a fresh schema per test on the server named by `DATABASE_URL`.
+//! PostgreSQL for tests: a fresh schema per test on the shared server named by `DATABASE_URL`,
+//! and private servers for tests that would disturb the shared one.
 //!
 //! ```text
-//! eval "$(scripts/postgres.sh start)" ──▶ DATABASE_URL, AETHER_PG_DATA
+//! eval "$(scripts/postgres.sh start)" ──▶ DATABASE_URL
 //!                                              │
 //! TestSchema::create() ──▶ CREATE SCHEMA aether_test_<uuid> ──▶ store config .schema(name)
 //!        drop / cleanup() ──▶ DROP SCHEMA … CASCADE
+//!
+//! PrivateServer::start_with(options) ──▶ scripts/postgres.sh start in a temporary folder
+//!        restart(down_for), TLS, own pg_hba.conf; drop ──▶ stop, remove the folder
 //! ```
 //!
+//! Tests that restart or stop a server, or need server settings such as TLS, use a
+//! [`PrivateServer`], so they can run in parallel with the tests on the shared server, also
+//! under a parallel runner such as cargo-nextest.
+//!
 //! A missing `DATABASE_URL` is a loud failure, in CI and locally: the PostgreSQL tests are meant
-//! to run only after `scripts/postgres.sh start`, never to pass by skipping.
+//! to run only after `scripts/postgres.sh start`, never to pass by skipping. A private server
+//! that cannot be started (PostgreSQL 15 missing and not installable) is a loud failure too.
 
-use std::path::PathBuf;
-use std::time::Duration;
+mod certificates;
+mod private_server;
+
+pub use certificates::{CertificateAuthority, CertifiedKey};
+pub use private_server::{PrivateServer, PrivateServerOptions, ServerTls};
 
 use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 /// Environment variable with the server's URL.
 pub const URL_ENV: &str = "DATABASE_URL";
-/// Environment variable with the data folder of a server that `scripts/postgres.sh start`
-/// started, which tests may restart.
-pub const DATA_ENV: &str = "AETHER_PG_DATA";
 
 /// How long cleanup waits for locks held by connections that are still closing.
 const CLEANUP_LOCK_TIMEOUT: &str = "10s";
@@ -143,52 +152,4 @@ async fn drop_schema(url: &str, name: &str) -> Result<(), sqlx::Error> {
     drop.push(format_args!("\"{name}\" CASCADE"));
     drop.build().execute(&mut conn).await?;
     conn.close().await
-}
-
-/// Returns the data folder of the server from [`DATA_ENV`].
-///
-/// # Panics
-///
-/// Panics when the variable is not set: only a server that `scripts/postgres.sh start` started
-/// may be restarted by a test.
-pub fn data_dir() -> PathBuf {
-    match std::env::var_os(DATA_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => panic!(
-            "{DATA_ENV} is not set: this test restarts the server, so it needs one started by \
-             `eval \"$(scripts/postgres.sh start)\"`, which sets {DATA_ENV}. A server of your \
-             own at {URL_ENV} is never restarted"
-        ),
-    }
-}
-
-/// Restarts the server of [`data_dir`] with a fast shutdown (open sessions are cut, committed
-/// data stays) through `scripts/postgres.sh restart`, keeps it down for `down_for` (whole
-/// seconds), and waits until it accepts connections. Returns how long the restart took.
-///
-/// # Panics
-///
-/// Panics when [`DATA_ENV`] is not set or the restart fails.
-pub async fn restart_server(down_for: Duration) -> Duration {
-    let data = data_dir();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres.sh");
-    let started = std::time::Instant::now();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("bash")
-            .arg(&script)
-            .arg("restart")
-            .env(DATA_ENV, &data)
-            .env("AETHER_PG_RESTART_PAUSE", down_for.as_secs().to_string())
-            .output()
-            .unwrap_or_else(|err| panic!("cannot run {}: {err}", script.display()))
-    })
-    .await
-    .expect("the restart thread panicked");
-    assert!(
-        output.status.success(),
-        "scripts/postgres.sh restart failed with {}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    started.elapsed()
 }

@@ -16,8 +16,9 @@ pub(crate) const UNIQUE_VIOLATION: &str = "23505";
 /// `appending to invoice/1`.
 ///
 /// Lost or refused connections, pool timeouts and server shutdowns become
-/// [`StoreError::Unavailable`]; undecodable rows become [`StoreError::Corrupt`]; everything else
-/// becomes [`StoreError::Backend`] with the sqlx error as its source.
+/// [`StoreError::Unavailable`]; undecodable rows become [`StoreError::Corrupt`]; everything else,
+/// rejected TLS certificates and handshakes included, becomes [`StoreError::Backend`] with the
+/// sqlx error as its source.
 pub(crate) fn map_sqlx(operation: impl Into<String>, err: sqlx::Error) -> StoreError {
     let operation = operation.into();
     match classify(&err) {
@@ -47,11 +48,19 @@ pub(crate) fn classify(err: &sqlx::Error) -> ErrorKind {
 
 /// Returns whether `err` means the server could not be reached or went away, so that retrying
 /// later may succeed.
+///
+/// TLS failures are not: a certificate that does not verify, a handshake that the server
+/// rejects or TLS settings that cannot be loaded fail the same way on every retry. sqlx reports
+/// the settings as [`sqlx::Error::Tls`], and its rustls client reports certificate, alert and
+/// other TLS protocol failures as I/O errors of kind `InvalidData`, a kind that reading from or
+/// writing to a socket does not produce.
+///
+/// NOTE: a missing `sslrootcert`, `sslcert` or `sslkey` file still counts as unavailable,
+/// because sqlx reports it as an I/O `NotFound` error, the same as a missing unix socket.
 pub(crate) fn is_unavailable(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
+        sqlx::Error::Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
+        sqlx::Error::PoolTimedOut
         | sqlx::Error::WorkerCrashed
         // sqlx reports a connection cut in the middle of a message as a protocol error.
         | sqlx::Error::Protocol(_) => true,
@@ -101,6 +110,27 @@ mod tests {
         );
         assert_eq!(
             map_sqlx("reading", sqlx::Error::PoolTimedOut).kind(),
+            ErrorKind::Unavailable
+        );
+    }
+
+    #[test]
+    fn tls_failures_are_backend() {
+        // The form in which sqlx's rustls client reports a certificate that does not verify.
+        let rejected = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "invalid peer certificate: UnknownIssuer",
+        );
+        assert_eq!(
+            map_sqlx("connecting", sqlx::Error::Io(rejected)).kind(),
+            ErrorKind::Backend
+        );
+        let settings = sqlx::Error::Tls("server does not support TLS".into());
+        assert_eq!(map_sqlx("connecting", settings).kind(), ErrorKind::Backend);
+        // A connection that the server closed stays retryable, with or without TLS.
+        let closed = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed");
+        assert_eq!(
+            map_sqlx("connecting", sqlx::Error::Io(closed)).kind(),
             ErrorKind::Unavailable
         );
     }

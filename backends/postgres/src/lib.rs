@@ -83,6 +83,8 @@
 //! [`StoreError::Unavailable`](aether_core::StoreError::Unavailable), rows that cannot be decoded
 //! to [`StoreError::Corrupt`](aether_core::StoreError::Corrupt), and other failures to
 //! [`StoreError::Backend`](aether_core::StoreError::Backend) with the sqlx error as the source.
+//! Rejected logins and TLS failures, such as a server certificate that does not verify, are
+//! `Backend` errors too, because a retry fails the same way.
 //! The pool reconnects on its own once the server is back.
 //!
 //! # Example

@@ -9,7 +9,7 @@ use aether_core::{
 };
 use async_trait::async_trait;
 use futures::{StreamExt, stream};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info};
@@ -60,8 +60,9 @@ impl PostgresStore {
     /// # Errors
     ///
     /// [`StoreError::Unavailable`] when no connection could be opened within the acquire
-    /// timeout, and [`StoreError::Backend`] for an invalid schema name, a failed migration or a
-    /// rejected login.
+    /// timeout, and [`StoreError::Backend`] for an invalid schema name, a failed migration, a
+    /// rejected login or a failed TLS handshake. The connect errors name the server, the user
+    /// and the `sslmode`.
     pub async fn connect(config: PostgresConfig) -> Result<Self, StoreError> {
         config
             .validate()
@@ -77,7 +78,7 @@ impl PostgresStore {
             .acquire_timeout(config.acquire_timeout)
             .connect_with(connect.clone())
             .await
-            .map_err(|err| map_sqlx("connecting to PostgreSQL", err))?;
+            .map_err(|err| map_sqlx(connect_operation(&connect), err))?;
 
         if let Some(schema) = &config.schema {
             create_schema(&pool, schema).await?;
@@ -331,6 +332,27 @@ impl Snapshotter for PostgresStore {
     async fn load_snapshot(&self, actor: &ActorRef) -> Result<Option<Snapshot>, StoreError> {
         snapshot::load(&self.inner.pool, actor).await
     }
+}
+
+/// Describes a connection attempt for errors, with the server, the user and the TLS mode, such
+/// as `connecting to PostgreSQL at 127.0.0.1:5432 as app with sslmode=verify-full`.
+fn connect_operation(options: &PgConnectOptions) -> String {
+    let server = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    let sslmode = match options.get_ssl_mode() {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+    };
+    format!(
+        "connecting to PostgreSQL at {server} as {} with sslmode={sslmode}",
+        options.get_username()
+    )
 }
 
 /// Creates `schema` if it is missing. The name was validated, so quoting it is enough; an

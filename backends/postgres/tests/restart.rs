@@ -2,9 +2,8 @@
 //! its own, no acknowledged event is lost, and a subscriber that resumes from its checkpoint
 //! receives every stored event.
 //!
-//! This test restarts the server of `AETHER_PG_DATA`, which cuts every session on it. So it is
-//! the only test in this binary, and cargo runs test binaries one after another. Needs a server
-//! started by `eval "$(scripts/postgres.sh start)"`.
+//! The test restarts a private server of its own, so it never cuts the sessions of other tests
+//! on the shared server at `DATABASE_URL`, also when test binaries run in parallel.
 
 mod common;
 
@@ -14,8 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aether_core::{ErrorKind, EventFilter, EventStore, ExpectedVersion, Position, Version};
-use aether_testkit::postgres::{data_dir, restart_server};
-use common::{actor, connect, event, read_everything, schema_and_config};
+use aether_postgres::PostgresConfig;
+use aether_testkit::postgres::PrivateServer;
+use common::{actor, connect, event, read_everything};
 use futures::{StreamExt, TryStreamExt};
 
 const WRITERS: usize = 16;
@@ -36,10 +36,10 @@ struct WriterLog {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restart_during_appends_loses_no_acknowledged_event() {
-    // Fail early and clearly when the server was not started by the script.
-    data_dir();
-    let (_schema, config) = schema_and_config().await;
-    let config = config
+    let server = PrivateServer::start().await;
+    let config = PostgresConfig::from_url(server.url())
+        .expect("the private server's URL is invalid")
+        .schema("restart_test")
         .max_connections(4)
         .acquire_timeout(Duration::from_millis(500));
     let store = connect(config.clone()).await;
@@ -162,7 +162,13 @@ async fn restart_during_appends_loses_no_acknowledged_event() {
     }
     // Two seconds down is well over the 500 ms acquire timeout, so appends in that window
     // must fail with Unavailable instead of waiting the outage out.
-    let took = restart_server(Duration::from_secs(2)).await;
+    let old_pid = server.postmaster_pid();
+    let took = server.restart(Duration::from_secs(2)).await;
+    assert_ne!(
+        server.postmaster_pid(),
+        old_pid,
+        "the restart kept the old postmaster"
+    );
     restarted.store(true, Ordering::SeqCst);
     eprintln!("server restarted in {took:?}");
 
@@ -218,4 +224,7 @@ async fn restart_during_appends_loses_no_acknowledged_event() {
         .unwrap();
     assert_eq!(seen, stored, "the subscriber missed or repeated events");
     eprintln!("subscription resumed {resumed} times");
+
+    store.close().await;
+    server.stop().await;
 }

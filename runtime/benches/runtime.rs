@@ -17,11 +17,15 @@ struct CountingAllocator;
 
 static ALLOCATED: AtomicI64 = AtomicI64::new(0);
 
+/// Number of allocations made so far.
+static ALLOCATIONS: AtomicI64 = AtomicI64::new(0);
+
 // SAFETY: every call is forwarded unchanged to the system allocator; only a counter is added.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATED.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the caller's contract for `alloc` is passed on as it is.
         unsafe { System.alloc(layout) }
     }
@@ -77,12 +81,22 @@ struct Row {
     name: String,
     ops: u64,
     elapsed: Duration,
+    /// Allocations made while the case ran.
+    allocations: i64,
 }
 
 impl Row {
     fn rate(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
     }
+
+    fn allocations_per_op(&self) -> f64 {
+        self.allocations as f64 / self.ops as f64
+    }
+}
+
+fn allocations() -> i64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
 }
 
 /// Raw round trip: send a request to a spawned task over mpsc, reply on a oneshot.
@@ -95,6 +109,7 @@ async fn raw_round_trips(total: u64, concurrency: usize) -> Row {
             let _ = reply.send(n);
         }
     });
+    let allocated_before = allocations();
     let started = Instant::now();
     futures::stream::iter(0..total)
         .map(|_| {
@@ -112,6 +127,7 @@ async fn raw_round_trips(total: u64, concurrency: usize) -> Row {
         name: format!("raw tokio mpsc+oneshot, {concurrency} in flight"),
         ops: total,
         elapsed: started.elapsed(),
+        allocations: allocations() - allocated_before,
     }
 }
 
@@ -133,6 +149,7 @@ fn runtime_following(store: MemoryStore, follow: bool) -> Runtime<MemoryStore> {
 
 async fn ask_rate(actors: u64, total: u64, concurrency: usize, follow: bool) -> Row {
     let runtime = runtime_following(MemoryStore::new(), follow);
+    let allocated_before = allocations();
     let started = Instant::now();
     futures::stream::iter(0..total)
         .map(|i| {
@@ -154,6 +171,7 @@ async fn ask_rate(actors: u64, total: u64, concurrency: usize, follow: bool) -> 
         ),
         ops: total,
         elapsed: started.elapsed(),
+        allocations: allocations() - allocated_before,
     };
     runtime.shutdown().await;
     row
@@ -161,6 +179,7 @@ async fn ask_rate(actors: u64, total: u64, concurrency: usize, follow: bool) -> 
 
 async fn tell_rate(actors: u64, total: u64) -> Row {
     let runtime = runtime(MemoryStore::new());
+    let allocated_before = allocations();
     let started = Instant::now();
     for i in 0..total {
         runtime
@@ -179,6 +198,7 @@ async fn tell_rate(actors: u64, total: u64) -> Row {
         name: format!("tell, {actors} actors"),
         ops: total,
         elapsed: started.elapsed(),
+        allocations: allocations() - allocated_before,
     };
     runtime.shutdown().await;
     row
@@ -220,6 +240,7 @@ async fn activation(events: u64, snapshot: bool) -> Row {
         ),
         ops: 1,
         elapsed,
+        allocations: 0,
     }
 }
 
@@ -264,23 +285,25 @@ fn main() {
             tell_rate(10_000, total).await,
         ];
 
-        println!("| case | operations | elapsed | per second | vs raw |");
-        println!("|---|---:|---:|---:|---:|");
+        println!("| case | operations | elapsed | per second | vs raw | allocations per op |");
+        println!("|---|---:|---:|---:|---:|---:|");
         println!(
-            "| {} | {} | {:.2?} | {:.0} | 1.00 |",
+            "| {} | {} | {:.2?} | {:.0} | 1.00 | {:.1} |",
             raw.name,
             raw.ops,
             raw.elapsed,
-            raw.rate()
+            raw.rate(),
+            raw.allocations_per_op()
         );
         for row in &rows {
             println!(
-                "| {} | {} | {:.2?} | {:.0} | {:.2} |",
+                "| {} | {} | {:.2?} | {:.0} | {:.2} | {:.1} |",
                 row.name,
                 row.ops,
                 row.elapsed,
                 row.rate(),
-                row.rate() / raw.rate()
+                row.rate() / raw.rate(),
+                row.allocations_per_op()
             );
         }
 

@@ -2,6 +2,7 @@
 //! original reply and stores nothing.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aether_core::{RecordedEvent, Version};
@@ -26,8 +27,9 @@ pub(crate) struct RecentCommand {
 pub(crate) struct RecentCommands {
     capacity: usize,
     max_age: Duration,
-    by_id: HashMap<String, RecentCommand>,
-    order: VecDeque<String>,
+    by_id: HashMap<Arc<str>, RecentCommand>,
+    /// The ids in `by_id`, oldest first. Each shares its allocation with the map's key.
+    order: VecDeque<Arc<str>>,
 }
 
 impl RecentCommands {
@@ -40,10 +42,11 @@ impl RecentCommands {
         }
     }
 
-    /// Returns the stored command with this id, unless it is older than the maximum age.
-    pub(crate) fn get(&self, id: &str) -> Option<&RecentCommand> {
+    /// Returns the stored command with this id, unless it is older than the maximum age at
+    /// `now`.
+    pub(crate) fn get(&self, id: &str, now: DateTime<Utc>) -> Option<&RecentCommand> {
         let entry = self.by_id.get(id)?;
-        let age = Utc::now().signed_duration_since(entry.at);
+        let age = now.signed_duration_since(entry.at);
         match age.to_std() {
             Ok(age) if age > self.max_age => None,
             _ => Some(entry),
@@ -56,7 +59,7 @@ impl RecentCommands {
         if self.capacity == 0 {
             return;
         }
-        if let Some(existing) = self.by_id.get_mut(&entry.id) {
+        if let Some(existing) = self.by_id.get_mut(entry.id.as_str()) {
             *existing = entry;
             return;
         }
@@ -65,8 +68,9 @@ impl RecentCommands {
         {
             self.by_id.remove(&oldest);
         }
-        self.order.push_back(entry.id.clone());
-        self.by_id.insert(entry.id.clone(), entry);
+        let key: Arc<str> = Arc::from(entry.id.as_str());
+        self.order.push_back(key.clone());
+        self.by_id.insert(key, entry);
     }
 
     /// Records the command of a stored event, if it has a command id.
@@ -118,8 +122,11 @@ mod tests {
         window.record(entry("a", 1));
         window.record(entry("b", 2));
         window.record(entry("c", 3));
-        assert!(window.get("a").is_none());
-        assert_eq!(window.get("c").unwrap().version, Version::new(3));
+        assert!(window.get("a", Utc::now()).is_none());
+        assert_eq!(
+            window.get("c", Utc::now()).unwrap().version,
+            Version::new(3)
+        );
         assert_eq!(window.to_vec().len(), 2);
     }
 
@@ -129,7 +136,7 @@ mod tests {
         let mut old = entry("a", 1);
         old.at = Utc::now() - chrono::Duration::seconds(5);
         window.record(old);
-        assert!(window.get("a").is_none());
+        assert!(window.get("a", Utc::now()).is_none());
     }
 
     #[test]
@@ -138,7 +145,10 @@ mod tests {
         window.record(entry("a", 1));
         window.record(entry("a", 2));
         window.record(entry("b", 3));
-        assert_eq!(window.get("a").unwrap().version, Version::new(2));
+        assert_eq!(
+            window.get("a", Utc::now()).unwrap().version,
+            Version::new(2)
+        );
         assert_eq!(window.to_vec().len(), 2);
     }
 }

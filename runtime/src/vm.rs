@@ -1,5 +1,6 @@
 //! The VM: the one running activation of an actor, serving its mailbox a batch at a time.
 
+use std::collections::{HashMap, hash_map};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -9,6 +10,7 @@ use aether_core::{
     Snapshot, Snapshotter, StoreError, Version,
 };
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -17,9 +19,13 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::actor::Actor;
 use crate::error::{AskError, RuntimeError};
 use crate::idempotency::{RecentCommand, RecentCommands};
-use crate::mailbox::{AskResult, Envelope, Message, VmHandle};
+use crate::mailbox::{Envelope, Message, VmHandle};
 use crate::metrics as m;
 use crate::shared::{KindRuntime, Shared};
+
+/// Longest batch that looks for repeated command ids by scanning. Longer batches use a hash
+/// map, so the search time does not grow with the square of the batch length.
+const SCAN_BATCH_LEN: usize = 8;
 
 pub(crate) struct Vm<A: Actor, S> {
     shared: Arc<Shared<S>>,
@@ -357,7 +363,10 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
         let commands = batch.len() as u64;
         let mut attempt = 0;
         loop {
-            let (decisions, events) = self.decide(&batch);
+            // One clock reading serves the whole batch: idempotency ages, event timestamps and
+            // the recorded command times.
+            let now = chrono::Utc::now();
+            let (decisions, events) = self.decide(&batch, now);
             if events.is_empty() {
                 self.reply(batch, decisions, None);
                 break;
@@ -373,7 +382,7 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
             match appended {
                 Ok(outcome) => {
                     m::appended(A::KIND, count, started.elapsed());
-                    self.commit(&batch, &decisions);
+                    self.commit(&batch, &decisions, now);
                     if outcome.version != self.version {
                         warn!(store = %outcome.version, vm = %self.version,
                             "store returned another version than the VM counted; following the store");
@@ -412,21 +421,37 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
 
     /// Decides the batch against the current state. Returns each command's decision and the
     /// events to append.
-    fn decide(&self, batch: &[Envelope<A>]) -> (Vec<Decision<A>>, Vec<NewEvent>) {
+    fn decide(
+        &self,
+        batch: &[Envelope<A>],
+        now: DateTime<Utc>,
+    ) -> (Vec<Decision<A>>, Vec<NewEvent>) {
         let mut decisions: Vec<Decision<A>> = Vec::with_capacity(batch.len());
-        let mut events = Vec::new();
+        let mut events = Vec::with_capacity(batch.len());
         // A copy of the state is needed only when a later command must see earlier events.
         let mut working: Option<A::State> = None;
+        // First index of each command id, for batches too long to search by scanning.
+        let mut first_index: HashMap<&str, usize> = HashMap::new();
 
         for (index, envelope) in batch.iter().enumerate() {
-            if let Some(recent) = self.recent.get(&envelope.command_id) {
+            if let Some(recent) = self.recent.get(&envelope.command_id, now) {
                 decisions.push(Decision::Duplicate(recent.reply.clone()));
                 continue;
             }
-            if let Some(earlier) = batch[..index]
-                .iter()
-                .position(|e| e.command_id == envelope.command_id)
-            {
+            let earlier = if batch.len() <= SCAN_BATCH_LEN {
+                batch[..index]
+                    .iter()
+                    .position(|e| e.command_id == envelope.command_id)
+            } else {
+                match first_index.entry(envelope.command_id.as_str()) {
+                    hash_map::Entry::Occupied(entry) => Some(*entry.get()),
+                    hash_map::Entry::Vacant(entry) => {
+                        entry.insert(index);
+                        None
+                    }
+                }
+            };
+            if let Some(earlier) = earlier {
                 decisions.push(Decision::SameAs(earlier));
                 continue;
             }
@@ -444,9 +469,8 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
                 continue;
             }
 
-            match self.encode(envelope, &decided, &reply) {
-                Ok((encoded, reply_bytes)) => {
-                    events.extend(encoded);
+            match self.encode(envelope, &decided, &reply, now, &mut events) {
+                Ok(reply_bytes) => {
                     if index + 1 < batch.len() {
                         let working = working.get_or_insert_with(|| self.state.clone());
                         for event in &decided {
@@ -465,17 +489,20 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
         (decisions, events)
     }
 
+    /// Encodes the reply and the events of one command, appending the events to `out`. On an
+    /// error `out` is left as it was.
     fn encode(
         &self,
         envelope: &Envelope<A>,
         events: &[A::Event],
         reply: &A::Reply,
-    ) -> Result<(Vec<NewEvent>, Bytes), RuntimeError> {
+        timestamp: DateTime<Utc>,
+        out: &mut Vec<NewEvent>,
+    ) -> Result<Bytes, RuntimeError> {
         let codec = self.shared.codec;
         let reply_bytes = Bytes::from(codec.encode(reply)?);
-        let timestamp = chrono::Utc::now();
         let last = events.len() - 1;
-        let mut encoded = Vec::with_capacity(events.len());
+        let start = out.len();
         for (index, event) in events.iter().enumerate() {
             let metadata = EventMetadata {
                 timestamp,
@@ -485,19 +512,25 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
                 node: Some(self.shared.config.node.clone()),
                 reply: (index == last).then(|| reply_bytes.clone()),
             };
-            encoded.push(NewEvent {
+            let payload = match codec.encode(event) {
+                Ok(payload) => Bytes::from(payload),
+                Err(err) => {
+                    out.truncate(start);
+                    return Err(err.into());
+                }
+            };
+            out.push(NewEvent {
                 event_type: A::event_name(event).to_owned(),
                 schema_version: A::EVENT_SCHEMA_VERSION,
-                payload: Bytes::from(codec.encode(event)?),
+                payload,
                 metadata,
             });
         }
-        Ok((encoded, reply_bytes))
+        Ok(reply_bytes)
     }
 
     /// Applies the stored events of the accepted commands and remembers their command ids.
-    fn commit(&mut self, batch: &[Envelope<A>], decisions: &[Decision<A>]) {
-        let now = chrono::Utc::now();
+    fn commit(&mut self, batch: &[Envelope<A>], decisions: &[Decision<A>], now: DateTime<Utc>) {
         for (envelope, decision) in batch.iter().zip(decisions) {
             if let Decision::Accepted {
                 events,
@@ -528,12 +561,13 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
         failure: Option<&RuntimeError>,
     ) {
         let codec = self.shared.codec;
-        let mut outcomes: Vec<Option<AskResult<A>>> = Vec::with_capacity(decisions.len());
-        // Encoded copies of earlier outcomes, for commands repeated within the batch.
-        let mut encoded: Vec<Option<Result<Bytes, String>>> = Vec::with_capacity(decisions.len());
+        // Encoded copies of earlier outcomes, kept only when a command repeats an earlier one of
+        // the same batch.
+        let keep_copies = decisions.iter().any(|d| matches!(d, Decision::SameAs(_)));
+        let mut encoded: Vec<Option<Result<Bytes, String>>> = Vec::new();
         let mut after_accepted = false;
 
-        for decision in decisions {
+        for (envelope, decision) in batch.into_iter().zip(decisions) {
             let (outcome, copy) = match decision {
                 Decision::Duplicate(reply) => {
                     m::duplicate(A::KIND);
@@ -578,12 +612,10 @@ impl<A: Actor, S: EventStore + Snapshotter> Vm<A, S> {
                     (Err(AskError::Runtime(err)), Some(Err(message)))
                 }
             };
-            outcomes.push(Some(outcome));
-            encoded.push(copy);
-        }
-
-        for (envelope, outcome) in batch.into_iter().zip(outcomes) {
-            if let (Some(reply_to), Some(outcome)) = (envelope.reply_to, outcome) {
+            if keep_copies {
+                encoded.push(copy);
+            }
+            if let Some(reply_to) = envelope.reply_to {
                 let _ = reply_to.send(outcome);
             }
         }

@@ -127,6 +127,42 @@ async fn repeated_id_within_one_batch_is_stored_once() {
 }
 
 #[tokio::test]
+async fn long_batch_repeats_share_replies() {
+    let store = MemoryStore::new();
+    let runtime = runtime(&store);
+    // On the test's single thread all 30 asks reach the mailbox before the actor runs, so
+    // they form one batch, longer than the batches searched by scanning.
+    let asks = (0..30).map(|i| {
+        runtime.ask_with::<Counter>(
+            "long",
+            CounterCommand::Add,
+            CommandOptions::with_command_id(format!("id-{}", i % 3)),
+        )
+    });
+    let replies: Vec<u64> = futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+
+    for (i, reply) in replies.iter().enumerate() {
+        assert_eq!(
+            *reply,
+            replies[i % 3],
+            "ask {i} got another reply than its first id"
+        );
+    }
+    let mut first = replies[..3].to_vec();
+    first.sort_unstable();
+    assert_eq!(first, vec![1, 2, 3]);
+    assert_eq!(
+        stored_versions(&store, &counter("long")).await,
+        vec![1, 2, 3]
+    );
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
 async fn rejection_stores_nothing_and_keeps_serving() {
     let store = MemoryStore::new();
     let runtime = runtime(&store);

@@ -14,6 +14,8 @@
 //! Decoding checks every length against the bytes left, so bad input of any kind becomes
 //! [`StoreError::Corrupt`] and never a panic or an oversized allocation.
 
+use std::fmt;
+
 use aether_core::{EventMetadata, NewEvent, StoreError, Version};
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::DateTime;
@@ -43,6 +45,7 @@ pub(crate) struct StoredEvent {
 }
 
 /// A decoded envelope.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Envelope {
     /// The version of the first event.
@@ -129,14 +132,34 @@ fn encoded_event_bound(event: &NewEvent) -> usize {
     event.event_type.len() + event.payload.len() + texts + reply + 50
 }
 
-/// Reads the first version and event count of `bytes`. `location` names the message in errors.
-pub(crate) fn decode_header(bytes: &[u8], location: &str) -> Result<EnvelopeHeader, StoreError> {
+/// Reads the first version and event count of `bytes`. `location` names the message in errors;
+/// it is formatted only when there is one.
+pub(crate) fn decode_header(
+    bytes: &[u8],
+    location: &dyn fmt::Display,
+) -> Result<EnvelopeHeader, StoreError> {
     let mut reader = Reader::new(bytes, location);
     reader.header()
 }
 
 /// Decodes a whole envelope. `location` names the message in errors.
-pub(crate) fn decode(bytes: &Bytes, location: &str) -> Result<Envelope, StoreError> {
+#[cfg(test)]
+pub(crate) fn decode(bytes: &Bytes, location: &dyn fmt::Display) -> Result<Envelope, StoreError> {
+    let (first_version, events) = decode_each(bytes, location, |_, _, event| event)?;
+    Ok(Envelope {
+        first_version,
+        events,
+    })
+}
+
+/// Decodes a whole envelope and passes each event, with its index in the message and its
+/// version, through `convert`. Returns the first version and the converted events. `location`
+/// names the message in errors.
+pub(crate) fn decode_each<T>(
+    bytes: &Bytes,
+    location: &dyn fmt::Display,
+    mut convert: impl FnMut(usize, Version, StoredEvent) -> T,
+) -> Result<(Version, Vec<T>), StoreError> {
     let mut reader = Reader::new(bytes, location);
     let header = reader.header()?;
     // Each event takes at least 7 bytes, which bounds the allocation by the input size.
@@ -144,16 +167,15 @@ pub(crate) fn decode(bytes: &Bytes, location: &str) -> Result<Envelope, StoreErr
         .unwrap_or(usize::MAX)
         .min(bytes.len() / 7);
     let mut events = Vec::with_capacity(capacity);
-    for _ in 0..header.count {
-        events.push(reader.event(bytes)?);
+    for index in 0..header.count {
+        let event = reader.event(bytes)?;
+        let version = header.first_version.advance(index);
+        events.push(convert(index as usize, version, event));
     }
     if reader.remaining() != 0 {
         return Err(reader.corrupt(format!("{} bytes after the last event", reader.remaining())));
     }
-    Ok(Envelope {
-        first_version: header.first_version,
-        events,
-    })
+    Ok((header.first_version, events))
 }
 
 fn put_varint(buf: &mut BytesMut, mut value: u64) {
@@ -181,11 +203,11 @@ fn unzigzag(value: u64) -> i64 {
 struct Reader<'a> {
     bytes: &'a [u8],
     offset: usize,
-    location: &'a str,
+    location: &'a dyn fmt::Display,
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8], location: &'a str) -> Self {
+    fn new(bytes: &'a [u8], location: &'a dyn fmt::Display) -> Self {
         Self {
             bytes,
             offset: 0,
@@ -199,7 +221,7 @@ impl<'a> Reader<'a> {
 
     fn corrupt(&self, reason: String) -> StoreError {
         StoreError::corrupt(
-            self.location,
+            self.location.to_string(),
             format!("invalid event envelope at byte {}: {reason}", self.offset),
         )
     }
@@ -333,7 +355,7 @@ impl<'a> Reader<'a> {
             .map(str::to_owned)
             .map_err(|err| {
                 StoreError::corrupt(
-                    self.location,
+                    self.location.to_string(),
                     format!("invalid event envelope at byte {start}: {what} is not UTF-8 ({err})"),
                 )
             })
@@ -378,12 +400,12 @@ mod tests {
         let events = vec![full_event(0), bare, full_event(200)];
 
         let bytes = encode(Version::new(41), &events);
-        let envelope = decode(&bytes, "test").unwrap();
+        let envelope = decode(&bytes, &"test").unwrap();
 
         assert_eq!(envelope.first_version, Version::new(41));
         let back: Vec<NewEvent> = envelope.events.into_iter().map(as_new).collect();
         assert_eq!(back, events);
-        let header = decode_header(&bytes, "test").unwrap();
+        let header = decode_header(&bytes, &"test").unwrap();
         assert_eq!(header.count, 3);
         assert_eq!(header.last_version(), Version::new(43));
     }
@@ -393,7 +415,7 @@ mod tests {
         let bytes = encode(Version::new(1), &[full_event(5), full_event(9)]);
         for len in 0..bytes.len() {
             let cut = bytes.slice(..len);
-            let err = decode(&cut, "cut").unwrap_err();
+            let err = decode(&cut, &"cut").unwrap_err();
             assert!(
                 matches!(err, StoreError::Corrupt { .. }),
                 "length {len}: {err}"
@@ -405,7 +427,7 @@ mod tests {
     fn trailing_bytes_are_corrupt() {
         let mut bytes = encode(Version::new(1), &[full_event(1)]).to_vec();
         bytes.push(0);
-        let err = decode(&Bytes::from(bytes), "tail").unwrap_err();
+        let err = decode(&Bytes::from(bytes), &"tail").unwrap_err();
         assert!(err.to_string().contains("after the last event"), "{err}");
     }
 
@@ -430,7 +452,7 @@ mod tests {
             ),
         ];
         for (bytes, expected) in cases {
-            let err = decode(&Bytes::copy_from_slice(bytes), "header").unwrap_err();
+            let err = decode(&Bytes::copy_from_slice(bytes), &"header").unwrap_err();
             assert!(err.to_string().contains(expected), "{bytes:?}: {err}");
         }
     }
@@ -442,7 +464,7 @@ mod tests {
             1, 1, 0xff, 0xff, 0x03, 0x01, b'x', 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
             0xff, 0xff, 0x7f,
         ];
-        let err = decode(&Bytes::copy_from_slice(bytes), "huge").unwrap_err();
+        let err = decode(&Bytes::copy_from_slice(bytes), &"huge").unwrap_err();
         assert!(err.to_string().contains("exceeds"), "{err}");
     }
 
@@ -451,7 +473,7 @@ mod tests {
         let mut bytes = encode(Version::new(1), &[NewEvent::new("Ab", "p")]).to_vec();
         // Offset 3 is the event type length, 4 and 5 are its bytes.
         bytes[4] = 0xff;
-        let err = decode(&Bytes::from(bytes), "utf8").unwrap_err();
+        let err = decode(&Bytes::from(bytes), &"utf8").unwrap_err();
         assert!(err.to_string().contains("not UTF-8"), "{err}");
 
         let mut event = NewEvent::new("A", "p");
@@ -459,7 +481,7 @@ mod tests {
         let mut bytes = encode(Version::new(1), &[event]).to_vec();
         // 1 format, 1 first version, 1 count, 2 type, 1 schema, 1 seconds, 1 nanos, then flags.
         bytes[8] = 0x80;
-        let err = decode(&Bytes::from(bytes), "flags").unwrap_err();
+        let err = decode(&Bytes::from(bytes), &"flags").unwrap_err();
         assert!(err.to_string().contains("unknown flags"), "{err}");
     }
 
@@ -476,7 +498,7 @@ mod tests {
             bytes[index] = (state >> 32) as u8;
             let len = ((state >> 40) as usize) % (bytes.len() + 1);
             bytes.truncate(len.max(index));
-            let _ = decode(&Bytes::from(bytes), "fuzz");
+            let _ = decode(&Bytes::from(bytes), &"fuzz");
         }
     }
 }

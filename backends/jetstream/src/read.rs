@@ -5,6 +5,7 @@
 //! servers 2.11 and newer, else with an ordered consumer filtered on the actor's subject. Store-wide reads and
 //! subscriptions use an ordered consumer that starts at the message of the resume position.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -199,7 +200,10 @@ fn actor_events(
     message: &RawMessage,
     from: Version,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let location = location(actor, message.sequence);
+    let location = MessageLocation {
+        actor,
+        sequence: message.sequence,
+    };
     let header = envelope::decode_header(&message.payload, &location)?;
     if header.last_version() < from {
         return Ok(Vec::new());
@@ -210,26 +214,35 @@ fn actor_events(
 }
 
 fn decode_events(actor: &ActorRef, message: &RawMessage) -> Result<Vec<RecordedEvent>, StoreError> {
-    let envelope = envelope::decode(&message.payload, &location(actor, message.sequence))?;
-    let first = envelope.first_version;
-    Ok(envelope
-        .events
-        .into_iter()
-        .enumerate()
-        .map(|(index, event)| RecordedEvent {
-            actor: actor.clone(),
-            version: first.advance(index as u64),
-            position: layout::position(message.sequence, index),
-            event_type: event.event_type,
-            schema_version: event.schema_version,
-            payload: event.payload,
-            metadata: event.metadata,
-        })
-        .collect())
+    let location = MessageLocation {
+        actor,
+        sequence: message.sequence,
+    };
+    let (_, events) =
+        envelope::decode_each(&message.payload, &location, |index, version, event| {
+            RecordedEvent {
+                actor: actor.clone(),
+                version,
+                position: layout::position(message.sequence, index),
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                payload: event.payload,
+                metadata: event.metadata,
+            }
+        })?;
+    Ok(events)
 }
 
-fn location(actor: &ActorRef, sequence: u64) -> String {
-    format!("{actor} at stream sequence {sequence}")
+/// Names a message in corrupt-data errors; formatted only when an error needs it.
+struct MessageLocation<'a> {
+    actor: &'a ActorRef,
+    sequence: u64,
+}
+
+impl fmt::Display for MessageLocation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at stream sequence {}", self.actor, self.sequence)
+    }
 }
 
 /// Messages of `subject` up to stream sequence `end`. The first `read_batch` come from one
@@ -285,8 +298,9 @@ struct BatchRequest<'a> {
 
 /// Fetches up to `read_batch` messages of `subject` from stream sequence `start` on.
 ///
-/// A request that no replica answers is sent again, as appends are, until the request timeout
-/// has passed: replicas of a new stream start serving direct gets a moment after it is created.
+/// A request that no replica responds to is sent again, as appends are, until the request
+/// timeout has passed. Replicas of a new stream start serving direct gets a moment after the
+/// stream is created.
 async fn direct_batch(
     inner: &Inner,
     subject: &str,
@@ -310,7 +324,7 @@ async fn direct_batch(
     }
 }
 
-/// Sends one batched direct get. Returns `None` when no server answered.
+/// Sends one batched direct get. Returns `None` when no server responded.
 async fn direct_batch_once(
     inner: &Inner,
     subject: &str,

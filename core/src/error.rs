@@ -167,6 +167,40 @@ impl StoreError {
     }
 }
 
+/// Displays an error followed by each of its sources, joined with `": "`, the way a command-line
+/// program or a test failure prints it.
+///
+/// ```
+/// use aether_core::{ErrorChain, StoreError};
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+/// let err = StoreError::unavailable("appending to invoice/1", io);
+/// assert_eq!(
+///     ErrorChain(&err).to_string(),
+///     "store unavailable while appending to invoice/1: timed out"
+/// );
+/// ```
+#[derive(Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn StdError + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

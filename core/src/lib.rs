@@ -55,7 +55,7 @@ pub mod version;
 #[cfg(feature = "msgpack")]
 pub use codec::MsgPackCodec;
 pub use codec::{Codec, CodecError, JsonCodec};
-pub use error::{BoxError, ErrorKind, StoreError};
+pub use error::{BoxError, ErrorChain, ErrorKind, StoreError};
 pub use event::{EventFilter, EventMetadata, NewEvent, RecordedEvent};
 pub use id::{ActorId, ActorKind, ActorRef, IdError, MAX_ID_LEN, MAX_KIND_LEN};
 pub use memory::MemoryStore;

@@ -342,14 +342,7 @@ mod tests {
 
     /// Formats `err` with its chain of sources, as an application prints it.
     fn describe(err: &(dyn StdError + 'static)) -> String {
-        let mut text = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        aether_core::ErrorChain(err).to_string()
     }
 
     fn connect_failed(source: async_nats::ConnectError) -> ConnectError {

@@ -134,14 +134,7 @@ async fn assert_round_trip(store: &JetStreamStore) {
 
 /// Formats an error with its chain of sources, as an application prints it.
 fn describe(err: &(dyn StdError + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    aether_core::ErrorChain(err).to_string()
 }
 
 /// Returns the async-nats kind of a [`ConnectError::Connect`], failing the test for any other

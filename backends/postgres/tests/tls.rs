@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::error::Error as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -72,14 +71,7 @@ async fn connect_err(config: PostgresConfig) -> (StoreError, Duration) {
 
 /// Joins the messages of the error and of its sources with ": ".
 fn chain(err: &StoreError) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    aether_core::ErrorChain(err).to_string()
 }
 
 /// Checks that a rejected connect failed with a permanent error that names `reason`, before

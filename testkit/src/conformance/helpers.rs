@@ -1,8 +1,6 @@
 //! Building blocks of the cases: events, unique actors, bounded waits and checks that panic with a
 //! message naming what went wrong.
 
-use std::error::Error as StdError;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::time::Duration;
 
@@ -309,11 +307,5 @@ pub(crate) fn label(event: &RecordedEvent) -> String {
 
 /// Formats an error with its chain of sources, for messages.
 pub(crate) fn describe(err: &StoreError) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
-    }
-    text
+    aether_core::ErrorChain(err).to_string()
 }

@@ -9,6 +9,7 @@
 //! memory, and a later successful flush writes it. Read the actor's head before writing again.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use aether_core::StoreError;
 
@@ -20,7 +21,26 @@ pub(crate) const BACKEND: &str = "sled";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SledError {
-    /// sled could not open the database, for example because another process holds its lock.
+    /// Another handle held the database's file lock for the whole
+    /// [`SledOptions::lock_timeout`](crate::SledOptions::lock_timeout). The holder is another
+    /// process, or a handle of this process that is still open or still closing. Opening again
+    /// after the holder has closed the folder can succeed.
+    #[error(
+        "the sled database at {} is in use by another process or handle (waited {waited:?} for its lock)",
+        path.display()
+    )]
+    Locked {
+        /// The database folder.
+        path: PathBuf,
+        /// How long opening waited for the lock.
+        waited: Duration,
+        /// sled's error, which reports the held lock as an I/O error.
+        #[source]
+        source: sled::Error,
+    },
+
+    /// sled could not open the database for a reason other than a held lock, for example
+    /// because the folder cannot be created or read.
     #[error("could not open the sled database at {path}")]
     Open {
         /// The database folder, or `temporary`.

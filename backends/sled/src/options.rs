@@ -126,7 +126,7 @@ impl SledOptions {
     /// last handle is dropped, once its background threads have finished writing. Opening again
     /// right after closing, in the same process, can therefore find the lock still held. When
     /// another process has the folder open, opening fails after this time with
-    /// [`SledError::Open`].
+    /// [`SledError::Locked`].
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
         self

@@ -117,8 +117,10 @@ impl SledStore {
     ///
     /// # Errors
     ///
-    /// - [`SledError::Open`] when sled cannot open the folder, for example because another
-    ///   handle still held it after [`SledOptions::lock_timeout`].
+    /// - [`SledError::Locked`] when another process or handle still held the folder's lock
+    ///   after [`SledOptions::lock_timeout`].
+    /// - [`SledError::Open`] when sled cannot open the folder for another reason, such as a
+    ///   missing permission.
     /// - [`SledError::ForeignDatabase`] or [`SledError::UnsupportedLayout`] for a database this
     ///   version cannot use.
     /// - [`SledError::Corrupt`] when the position index cannot be read.
@@ -143,9 +145,15 @@ impl SledStore {
             None => config.temporary(true),
         };
         let db = open_when_unlocked(&config, options.lock_timeout).map_err(|source| {
-            SledError::Open {
-                path: path_for_errors.clone(),
-                source,
+            let path = path_for_errors.clone();
+            if is_lock_held(&source) {
+                SledError::Locked {
+                    path,
+                    waited: options.lock_timeout,
+                    source,
+                }
+            } else {
+                SledError::Open { path, source }
             }
         })?;
         check_layout(&db, &path_for_errors)?;
@@ -493,16 +501,18 @@ fn open_when_unlocked(config: &sled::Config, timeout: Duration) -> sled::Result<
     let deadline = Instant::now() + timeout;
     loop {
         match config.open() {
-            // sled 0.34 reports a held lock only through this message.
-            Err(sled::Error::Io(err))
-                if err.to_string().starts_with("could not acquire lock")
-                    && Instant::now() < deadline =>
-            {
+            Err(err) if is_lock_held(&err) && Instant::now() < deadline => {
                 std::thread::sleep(LOCK_RETRY);
             }
             result => return result,
         }
     }
+}
+
+/// Returns whether `err` is sled's report that another handle holds the database's file lock.
+fn is_lock_held(err: &sled::Error) -> bool {
+    // sled 0.34 reports a held lock only through this message, as an I/O error of kind `Other`.
+    matches!(err, sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock"))
 }
 
 /// Checks the layout marker, writing it into a new, empty database.

@@ -121,16 +121,43 @@ async fn reopen_continues_versions_and_positions() {
 }
 
 #[tokio::test]
-async fn second_open_of_same_folder_fails() {
+async fn second_open_of_same_folder_is_locked() {
     let dir = tempfile::tempdir().unwrap();
     let _first = SledStore::open(dir.path()).unwrap();
+    let timeout = std::time::Duration::from_millis(200);
     let started = std::time::Instant::now();
     let second = SledOptions::new(dir.path())
-        .lock_timeout(std::time::Duration::from_millis(200))
+        .lock_timeout(timeout)
         .open()
         .unwrap_err();
-    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
-    assert!(matches!(second, SledError::Open { .. }), "{second}");
+    assert!(started.elapsed() >= timeout);
+    let SledError::Locked { path, waited, .. } = &second else {
+        panic!("expected SledError::Locked, got {second:?}");
+    };
+    assert_eq!(path, dir.path());
+    assert_eq!(*waited, timeout);
+    let message = second.to_string();
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("in use by another process"), "{message}");
+}
+
+#[test]
+fn unusable_folder_is_open_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let under_file = file.join("store");
+    let started = std::time::Instant::now();
+    let err = SledStore::open(&under_file).unwrap_err();
+    // Only a held lock is waited for, so this fails at once rather than after the timeout.
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    let SledError::Open { path, .. } = &err else {
+        panic!("expected SledError::Open, got {err:?}");
+    };
+    assert_eq!(path, &under_file);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use aether_examples::retail::expected::{Expected, Rejection};
 use aether_examples::retail::line::InvoiceKind;
 use aether_examples::retail::money::Money;
-use aether_examples::retail::source::{LineReader, count_data_lines_gz};
+use aether_examples::retail::source::{LineReader, count_data_lines_in_file};
 
 /// Counts taken from every parsed line, before any rejection rule.
 #[derive(Default)]
@@ -42,7 +42,7 @@ fn data() -> &'static Data {
     DATA.get_or_init(|| {
         let mut raw = RawFacts::default();
         let mut expected = Expected::default();
-        let mut reader = LineReader::open_gz(data_path()).unwrap();
+        let mut reader = LineReader::open(data_path()).unwrap();
         for line in reader.by_ref() {
             let line = line.unwrap();
             raw.lines += 1;
@@ -88,7 +88,7 @@ fn published_line_facts() {
 
 #[test]
 fn line_count_matches_reader() {
-    assert_eq!(count_data_lines_gz(data_path()).unwrap(), 541_909);
+    assert_eq!(count_data_lines_in_file(data_path()).unwrap(), 541_909);
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Runs the `retail` binary end to end: on sled over a large slice of the shipped data, twice; on
-//! a NATS JetStream server and a PostgreSQL server over a small slice, twice; and on small files
-//! made here for rejected and malformed lines and for bad arguments.
+//! Runs the `retail` binary end to end. It runs on sled over a large slice of the shipped data
+//! twice, and on a NATS JetStream server and a PostgreSQL server over a small slice twice. Small
+//! files made here cover rejected and malformed lines, unusable input files and data folders,
+//! servers that are not running, and bad arguments.
 //!
 //! A debug build sent about 1,900 commands/s to sled on a 2-core machine, so the whole file would
 //! take about five minutes. The sled test therefore takes the first 100,000 lines, and
@@ -342,4 +343,305 @@ fn each_shop_rule_rejects() {
     }
     assert!(summary.contains("line 6: customer differs"), "{summary}");
     assert_eq!(figure(&summary, "commands"), 8);
+}
+
+/// Returns a port on 127.0.0.1 that nothing listens on: the system picks a free one, and the
+/// listener is closed again.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Checks that a run failed with `code`, printed nothing to standard output, and that its
+/// standard error contains each of `parts`.
+fn assert_failed(output: &Output, code: i32, parts: &[&str]) {
+    let message = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "{message}");
+    assert!(stdout(output).is_empty(), "{}", stdout(output));
+    for part in parts {
+        assert!(message.contains(part), "no {part:?} in:\n{message}");
+    }
+}
+
+#[test]
+fn plain_csv_input_is_read() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("lines.csv");
+    let body = concat!(
+        "536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom\n",
+        "536365,71053,LANTERN,6,2010-12-01 08:26:00,3.39,17850.0,United Kingdom\n",
+        "536366,22633,HAND WARMER,6,2010-12-01 08:28:00,1.85,17850.0,United Kingdom\n",
+    );
+    std::fs::write(&input, format!("{HEADER}{body}")).unwrap();
+
+    let output = retail(&["--store", "memory", "--input", input.to_str().unwrap()]);
+    assert_verified(&output, 3);
+    let summary = stdout(&output);
+    assert_eq!(figure(&summary, "lines read"), 3, "{summary}");
+    assert_eq!(figure(&summary, "commands"), 3, "{summary}");
+}
+
+#[test]
+fn unusable_input_names_the_file() {
+    let folder = tempfile::tempdir().unwrap();
+    let binary = folder.path().join("random.bin");
+    std::fs::write(&binary, b"\x00\x9c\xff\x01\x02 not a CSV\n").unwrap();
+    let empty = folder.path().join("empty.csv.gz");
+    std::fs::write(&empty, b"").unwrap();
+    let directory = folder.path().join("a-folder");
+    std::fs::create_dir(&directory).unwrap();
+    let missing = folder.path().join("missing.csv.gz");
+    let corrupt = folder.path().join("corrupt.csv.gz");
+    std::fs::write(&corrupt, b"\x1f\x8b\x63\x00\x00\x00\x00\x00\x00\x03rest").unwrap();
+
+    let cases = [
+        (&binary, "is not the Online Retail header"),
+        (&binary, "does not begin with the gzip magic bytes 1f 8b"),
+        (&empty, "is empty"),
+        (&directory, "is a directory"),
+        (&missing, "failed to open the input file"),
+        (&corrupt, "failed to decompress"),
+    ];
+    for (path, part) in cases {
+        let output = retail(&["--store", "memory", "--input", path.to_str().unwrap()]);
+        let path = path.display().to_string();
+        assert_failed(&output, 1, &[&path, part, "hint: nothing was stored"]);
+    }
+}
+
+#[test]
+fn truncated_gzip_names_line_reached() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("cut.csv.gz");
+    let shipped =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/online-retail.csv.gz"))
+            .unwrap();
+    std::fs::write(&input, &shipped[..40_000]).unwrap();
+
+    let output = retail(&["--store", "memory", "--input", input.to_str().unwrap()]);
+    let message = stderr(&output);
+    assert_failed(
+        &output,
+        1,
+        &[
+            &input.display().to_string(),
+            "is truncated",
+            "a rerun with the complete file",
+        ],
+    );
+    let reached: u64 = message
+        .split("after line ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no line number in:\n{message}"));
+    assert!(reached > 100, "{message}");
+}
+
+#[test]
+fn fresh_with_bad_input_keeps_store() {
+    let folder = tempfile::tempdir().unwrap();
+    let store = folder.path().join("store");
+    let data_dir = store.to_str().unwrap();
+    let first = retail(&["--store", "sled", "--data-dir", data_dir, "--limit", "500"]);
+    assert_verified(&first, 3);
+    assert!(figure(&stdout(&first), "new events") > 0);
+
+    let missing = folder.path().join("missing.csv.gz");
+    let fresh = retail(&[
+        "--store",
+        "sled",
+        "--data-dir",
+        data_dir,
+        "--fresh",
+        "--input",
+        missing.to_str().unwrap(),
+    ]);
+    assert_failed(&fresh, 1, &["missing.csv.gz", "nothing was stored"]);
+
+    // The events of the first run are still there, so the same run stores nothing new.
+    let again = retail(&["--store", "sled", "--data-dir", data_dir, "--limit", "500"]);
+    assert_verified(&again, 3);
+    assert_eq!(
+        figure(&stdout(&again), "new events"),
+        0,
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn folder_in_use_by_other_job() {
+    let folder = tempfile::tempdir().unwrap();
+    let store = folder.path().join("store");
+    let other_job = aether_examples::retail::store::prepare_data_dir(&store, false).unwrap();
+    let other_job_file = store.join("db");
+    std::fs::write(&other_job_file, "another job's data").unwrap();
+
+    for fresh in [false, true] {
+        // The limit keeps a run short should the folder not be rejected.
+        let mut args = vec![
+            "--store",
+            "sled",
+            "--data-dir",
+            store.to_str().unwrap(),
+            "--limit",
+            "10",
+        ];
+        if fresh {
+            args.push("--fresh");
+        }
+        let output = retail(&args);
+        assert_failed(
+            &output,
+            1,
+            &[
+                &store.display().to_string(),
+                "is in use by another retail job",
+                "choose another --data-dir",
+            ],
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&other_job_file).unwrap(),
+        "another job's data"
+    );
+    drop(other_job);
+}
+
+#[test]
+fn sled_locked_by_other_process() {
+    let folder = tempfile::tempdir().unwrap();
+    let store = folder.path().join("store");
+    drop(aether_examples::retail::store::prepare_data_dir(&store, false).unwrap());
+    let holder = aether_sled::SledStore::open(&store).unwrap();
+
+    let output = retail(&[
+        "--store",
+        "sled",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "--limit",
+        "10",
+    ]);
+    assert_failed(
+        &output,
+        1,
+        &[
+            &format!(
+                "the sled store in {} is in use by another process",
+                store.display()
+            ),
+            "choose another --data-dir",
+        ],
+    );
+    drop(holder);
+}
+
+#[test]
+fn data_dir_that_is_a_file() {
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("notes.txt");
+    std::fs::write(&file, "not a folder").unwrap();
+
+    let output = retail(&[
+        "--store",
+        "sled",
+        "--data-dir",
+        file.to_str().unwrap(),
+        "--fresh",
+        "--limit",
+        "10",
+    ]);
+    assert_failed(
+        &output,
+        1,
+        &[&file.display().to_string(), "is not a folder"],
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a folder");
+}
+
+#[test]
+fn jetstream_without_server_names_url() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let output = retail(&["--store", "jetstream", "--nats-url", &url, "--limit", "10"]);
+    assert_failed(
+        &output,
+        1,
+        &[
+            &format!("failed to connect to NATS at {url}"),
+            "hint: check that a NATS server",
+        ],
+    );
+}
+
+#[test]
+fn postgres_without_server_hides_password() {
+    let port = free_port();
+    let url = format!("postgres://retail:secret-word@127.0.0.1:{port}/retail");
+    let output = retail(&[
+        "--store",
+        "postgres",
+        "--database-url",
+        &url,
+        "--limit",
+        "10",
+    ]);
+    assert_failed(
+        &output,
+        1,
+        &[
+            &format!("127.0.0.1:{port}"),
+            "hint: check that a PostgreSQL server",
+        ],
+    );
+    assert!(
+        !stderr(&output).contains("secret-word"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn invalid_arguments_exit_2() {
+    let free = format!("127.0.0.1:{}", free_port());
+    let nats_url = format!("nats://{free}");
+    let database_url = format!("postgres://retail@{free}/retail");
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--store", "postgres", "--database-url", "not a url"],
+            "invalid --database-url",
+        ),
+        (
+            &[
+                "--store",
+                "postgres",
+                "--database-url",
+                &database_url,
+                "--namespace",
+                "Bad-Name",
+            ],
+            "choose another --namespace",
+        ),
+        (
+            &[
+                "--store",
+                "jetstream",
+                "--nats-url",
+                &nats_url,
+                "--namespace",
+                "bad.name",
+            ],
+            "choose another --namespace",
+        ),
+        (&["--limit", "-3"], "invalid value '-3' for '--limit <N>'"),
+        (
+            &["--store", "mongo"],
+            "invalid value 'mongo' for '--store <STORE>'",
+        ),
+    ];
+    for (args, part) in cases {
+        let output = retail(args);
+        assert_failed(&output, 2, &[part]);
+    }
 }

@@ -2,7 +2,11 @@
 //! then reads every actor back and compares it with totals computed straight from the CSV.
 //!
 //! Exit codes: 0 when everything matched, 1 on a mismatch, a failed command or any other error,
-//! 2 for invalid arguments, including a missing `--database-url` for `--store postgres`.
+//! 2 for invalid arguments, including a missing or invalid `--database-url` for
+//! `--store postgres` and a `--namespace` that the store rejects.
+//!
+//! An error is printed to standard error as one `error:` line with its causes, followed by a
+//! `hint:` line when there is a next step to suggest.
 
 use std::error::Error;
 use std::io::IsTerminal;
@@ -19,7 +23,8 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// The gzip-compressed Online Retail CSV.
+    /// The Online Retail CSV. A file that starts with the gzip magic bytes (1f 8b) is
+    /// decompressed; any other file is read as plain CSV.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/online-retail.csv.gz"))]
     input: PathBuf,
 
@@ -31,8 +36,9 @@ struct Args {
     #[arg(long, default_value = "./retail-data")]
     data_dir: PathBuf,
 
-    /// Start from an empty store: deletes the sled folder (only one with the job's marker
-    /// file), the JetStream namespace, or the PostgreSQL schema of `--namespace`.
+    /// Start from an empty store: deletes everything but the marker file in the sled folder
+    /// (only a folder with the job's marker file), the JetStream namespace, or the PostgreSQL
+    /// schema of `--namespace`.
     #[arg(long)]
     fresh: bool,
 
@@ -50,11 +56,17 @@ struct Args {
     namespace: String,
 
     /// Process only the first N data lines; the verification then uses the same lines.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     limit: Option<u64>,
 
     /// Invoices sent to at the same time; each gets its lines one after another.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 256,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u64).range(1..=100_000)
+    )]
     concurrency: u64,
 
     /// Do not show the progress bar. It is also hidden when standard output is not a terminal.
@@ -117,6 +129,9 @@ fn main() -> ExitCode {
                 source = cause.source();
             }
             eprintln!("{message}");
+            if let Some(hint) = error.hint() {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::from(error.exit_code())
         }
     }

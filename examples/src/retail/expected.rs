@@ -179,30 +179,30 @@ pub enum ExpectedError {
 }
 
 impl Expected {
-    /// Computes the totals of a gzip-compressed CSV file.
+    /// Computes the totals of a CSV file, gzip-compressed or plain.
     ///
     /// # Errors
     ///
     /// Returns [`ExpectedError::Read`] when the file cannot be read to its end, and
     /// [`ExpectedError::Overflow`] when a total overflows. Malformed lines are counted, not
     /// returned as errors.
-    pub fn from_gz(path: impl AsRef<Path>) -> Result<Self, ExpectedError> {
-        Self::from_gz_prefix(path, None)
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ExpectedError> {
+        Self::from_file_prefix(path, None)
     }
 
-    /// Computes the totals of the first `limit` data lines of a gzip-compressed CSV file, or of
-    /// every line when `limit` is `None`. Malformed lines count towards the limit, as they do
+    /// Computes the totals of the first `limit` data lines of a CSV file, gzip-compressed or
+    /// plain, or of every line when `limit` is `None`. Malformed lines count towards the limit, as they do
     /// for the retail job's `--limit`.
     ///
     /// # Errors
     ///
-    /// As [`Expected::from_gz`], for the lines within the limit.
-    pub fn from_gz_prefix(
+    /// As [`Expected::from_file`], for the lines within the limit.
+    pub fn from_file_prefix(
         path: impl AsRef<Path>,
         limit: Option<u64>,
     ) -> Result<Self, ExpectedError> {
         let mut expected = Expected::default();
-        let mut reader = LineReader::open_gz(path)?;
+        let mut reader = LineReader::open(path)?;
         let mut remaining = limit.unwrap_or(u64::MAX);
         while remaining > 0 {
             let Some(line) = reader.next() else {
@@ -642,18 +642,18 @@ mod tests {
             .unwrap();
         encoder.finish().unwrap();
 
-        let two = Expected::from_gz_prefix(&path, Some(2)).unwrap();
+        let two = Expected::from_file_prefix(&path, Some(2)).unwrap();
         assert_eq!(two.overall.lines_read, 2);
         assert_eq!(two.overall.malformed, 1);
         assert_eq!(two.overall.accepted, 1);
         assert!(!two.invoices.contains_key("536367"));
 
-        let all = Expected::from_gz_prefix(&path, None).unwrap();
-        assert_eq!(all, Expected::from_gz(&path).unwrap());
+        let all = Expected::from_file_prefix(&path, None).unwrap();
+        assert_eq!(all, Expected::from_file(&path).unwrap());
         assert_eq!(all.overall.lines_read, 3);
-        assert_eq!(Expected::from_gz_prefix(&path, Some(10)).unwrap(), all);
+        assert_eq!(Expected::from_file_prefix(&path, Some(10)).unwrap(), all);
         assert_eq!(
-            Expected::from_gz_prefix(&path, Some(0)).unwrap(),
+            Expected::from_file_prefix(&path, Some(0)).unwrap(),
             Expected::default()
         );
     }

@@ -29,9 +29,9 @@ pub struct Group {
     pub lines: Vec<AddLine>,
 }
 
-/// Reads the first `limit` data lines of the gzip-compressed CSV at `path` (every line when
-/// `None`) and sends them to `items` as groups and malformed lines. Returns the number of data
-/// lines read. Stops early without an error when the receiver is dropped.
+/// Reads the first `limit` data lines of the CSV at `path`, gzip-compressed or plain (every line
+/// when `limit` is `None`), and sends them to `items` as groups and malformed lines. Returns the
+/// number of data lines read. Stops early without an error when the receiver is dropped.
 ///
 /// Blocks the calling thread, so run it with `tokio::task::spawn_blocking`.
 ///
@@ -43,7 +43,7 @@ pub fn read_groups(
     limit: Option<u64>,
     items: &mpsc::Sender<Item>,
 ) -> Result<u64, ReadError> {
-    let mut reader = LineReader::open_gz(path)?;
+    let mut reader = LineReader::open(path)?;
     let mut remaining = limit.unwrap_or(u64::MAX);
     let mut current: Option<Group> = None;
 

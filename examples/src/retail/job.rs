@@ -21,7 +21,7 @@ use super::policies;
 use super::progress::Progress;
 use super::report::keep_lowest;
 use super::run::JobError;
-use super::source::count_data_lines_gz;
+use super::source::count_data_lines_in_file;
 use super::store::{CountingStore, KindWrites};
 
 /// Command ids stay remembered for this long, so a run years later still stores nothing twice.
@@ -36,7 +36,7 @@ const READ_AHEAD_GROUPS: usize = 1024;
 /// The settings of the ingest.
 #[derive(Clone, Debug)]
 pub struct IngestOptions {
-    /// The gzip-compressed CSV.
+    /// The Online Retail CSV, gzip-compressed or plain.
     pub input: PathBuf,
     /// Only the first this many data lines, or all.
     pub limit: Option<u64>,
@@ -123,9 +123,12 @@ pub async fn ingest<S: EventStore + Snapshotter>(
     options: &IngestOptions,
 ) -> Result<IngestReport, JobError> {
     // Size a shown progress bar by counting newlines first, which takes a fraction of the ingest.
+    // Nothing has been sent yet, so a file that fails here is an input error.
     let bar = if options.progress.is_shown() {
         let input = options.input.clone();
-        let total = tokio::task::spawn_blocking(move || count_data_lines_gz(input)).await??;
+        let total = tokio::task::spawn_blocking(move || count_data_lines_in_file(input))
+            .await?
+            .map_err(JobError::Input)?;
         let total = options.limit.map_or(total, |limit| limit.min(total));
         options.progress.bar(total, "lines")
     } else {

@@ -1,6 +1,6 @@
 //! The retail job and the code it is checked with.
 //!
-//! [`source::LineReader`] streams the Online Retail CSV, plain or gzip, as parsed
+//! [`source::LineReader`] streams the Online Retail CSV, plain or gzip-compressed, as parsed
 //! [`line::InvoiceLine`]s or [`line::MalformedLine`]s. Amounts are exact [`money::Money`] in
 //! thousandths of a pound. [`expected::Expected`] applies the shop's rejection rules and sums the
 //! accepted lines per invoice, customer and stock code without any actor, so the actors' results
@@ -14,6 +14,7 @@
 pub mod customer;
 pub mod expected;
 pub mod groups;
+pub mod input;
 pub mod invoice;
 pub mod job;
 pub mod line;

@@ -2,10 +2,11 @@
 //!
 //! The sled store lives in a data folder that the job marks with [`MARKER_FILE`] when it creates
 //! the folder. `--fresh` deletes only a folder with that marker, so a mistyped `--data-dir`
-//! cannot delete anything else.
+//! cannot delete anything else. While a job runs it holds an exclusive lock on the marker file,
+//! so a second job on the same folder stops before it reads, writes or deletes anything.
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,15 @@ pub enum StoreKind {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DataDirError {
+    /// The path exists but is not a folder.
+    #[error(
+        "{} is not a folder; choose another --data-dir for the sled store",
+        path.display()
+    )]
+    NotAFolder {
+        /// The path.
+        path: PathBuf,
+    },
     /// The folder has files but no marker, so it is not a store this job created.
     #[error(
         "{} is not empty and has no {MARKER_FILE}, so it is not a retail store; \
@@ -46,6 +56,16 @@ pub enum DataDirError {
         path.display()
     )]
     NotRetailStore {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// Another retail job holds the lock on the folder's marker file.
+    #[error(
+        "the data folder {} is in use by another retail job; wait until that job ends \
+         or choose another --data-dir",
+        path.display()
+    )]
+    InUse {
         /// The folder.
         path: PathBuf,
     },
@@ -62,14 +82,43 @@ pub enum DataDirError {
     },
 }
 
-/// Makes `path` ready for a sled store: deletes it first when `fresh` is set and it carries the
-/// marker, then creates it with the marker if needed. Returns whether the folder was deleted.
+/// A data folder made ready by [`prepare_data_dir`]. It holds the lock on the folder's marker
+/// file until it is dropped, so no other retail job can use or delete the folder meanwhile.
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    deleted: bool,
+    // The lock belongs to this open file and ends when it is closed, also when the process dies.
+    _marker: File,
+}
+
+impl DataDir {
+    /// Returns the folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Returns whether `--fresh` deleted the previous store in the folder.
+    pub fn deleted_previous(&self) -> bool {
+        self.deleted
+    }
+}
+
+/// Makes `path` ready for a sled store and locks it. Creates the folder with the marker if
+/// needed and takes the lock on the marker file. Then, when `fresh` is set and the folder
+/// already had the marker, deletes everything in it but the marker.
+///
+/// The lock is an advisory `flock` lock on Linux (`File::try_lock` of the standard library). It
+/// keeps out other retail jobs, not other programs.
 ///
 /// # Errors
 ///
-/// [`DataDirError::NotRetailStore`] when the folder has files but no marker, whether or not
-/// `fresh` is set, and [`DataDirError::Io`] when a file operation fails.
-pub fn prepare_data_dir(path: &Path, fresh: bool) -> Result<bool, DataDirError> {
+/// - [`DataDirError::NotAFolder`] when `path` is a file.
+/// - [`DataDirError::NotRetailStore`] when the folder has files but no marker, whether or not
+///   `fresh` is set.
+/// - [`DataDirError::InUse`] when another retail job holds the lock. Nothing is deleted then.
+/// - [`DataDirError::Io`] when a file operation fails.
+pub fn prepare_data_dir(path: &Path, fresh: bool) -> Result<DataDir, DataDirError> {
     let io_error = |action, path: &Path| {
         let path = path.to_owned();
         move |source| DataDirError::Io {
@@ -78,6 +127,11 @@ pub fn prepare_data_dir(path: &Path, fresh: bool) -> Result<bool, DataDirError> 
             source,
         }
     };
+    if fs::metadata(path).is_ok_and(|metadata| !metadata.is_dir()) {
+        return Err(DataDirError::NotAFolder {
+            path: path.to_owned(),
+        });
+    }
     let marker = path.join(MARKER_FILE);
     let has_marker = marker.is_file();
     let is_empty = match fs::read_dir(path) {
@@ -91,15 +145,79 @@ pub fn prepare_data_dir(path: &Path, fresh: bool) -> Result<bool, DataDirError> 
         });
     }
 
+    fs::create_dir_all(path).map_err(io_error("create", path))?;
+    let marker_file = lock_marker(path, &marker)?;
     let deleted = fresh && has_marker;
     if deleted {
-        fs::remove_dir_all(path).map_err(io_error("delete", path))?;
+        delete_all_but_marker(path)?;
     }
-    fs::create_dir_all(path).map_err(io_error("create", path))?;
-    if !marker.is_file() {
-        fs::write(&marker, MARKER_TEXT).map_err(io_error("write", &marker))?;
+    Ok(DataDir {
+        path: path.to_owned(),
+        deleted,
+        _marker: marker_file,
+    })
+}
+
+/// Opens the marker file of the folder `path`, creating it if it is missing, and takes its lock.
+fn lock_marker(path: &Path, marker: &Path) -> Result<File, DataDirError> {
+    let io_error = |action, source| DataDirError::Io {
+        action,
+        path: marker.to_owned(),
+        source,
+    };
+    // A lock needs no write access, so an existing marker is opened for reading only.
+    let (file, created) = match OpenOptions::new().write(true).create_new(true).open(marker) {
+        Ok(file) => (file, true),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            (File::open(marker).map_err(|e| io_error("open", e))?, false)
+        }
+        Err(error) => return Err(io_error("create", error)),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(DataDirError::InUse {
+                path: path.to_owned(),
+            });
+        }
+        Err(fs::TryLockError::Error(error)) => return Err(io_error("lock", error)),
     }
-    Ok(deleted)
+    if created {
+        fs::write(marker, MARKER_TEXT).map_err(|e| io_error("write", e))?;
+    }
+    Ok(file)
+}
+
+/// Deletes every file and folder in `path` except the marker file, whose lock must survive.
+fn delete_all_but_marker(path: &Path) -> Result<(), DataDirError> {
+    let entries = fs::read_dir(path).map_err(|source| DataDirError::Io {
+        action: "read",
+        path: path.to_owned(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| DataDirError::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        })?;
+        if entry.file_name() == MARKER_FILE {
+            continue;
+        }
+        let entry_path = entry.path();
+        let is_folder = entry.file_type().is_ok_and(|kind| kind.is_dir());
+        let deleted = if is_folder {
+            fs::remove_dir_all(&entry_path)
+        } else {
+            fs::remove_file(&entry_path)
+        };
+        deleted.map_err(|source| DataDirError::Io {
+            action: "delete",
+            path: entry_path,
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Counts of what one runtime wrote through a [`CountingStore`].
@@ -250,18 +368,27 @@ mod tests {
     fn new_folder_gets_marker() {
         let parent = tempfile::tempdir().unwrap();
         let path = parent.path().join("store");
-        assert!(!prepare_data_dir(&path, false).unwrap());
-        assert!(path.join(MARKER_FILE).is_file());
+        let data_dir = prepare_data_dir(&path, false).unwrap();
+        assert!(!data_dir.deleted_previous());
+        assert_eq!(data_dir.path(), path);
+        assert_eq!(
+            fs::read_to_string(path.join(MARKER_FILE)).unwrap(),
+            MARKER_TEXT
+        );
     }
 
     #[test]
     fn fresh_deletes_marked_folder() {
         let parent = tempfile::tempdir().unwrap();
         let path = parent.path().join("store");
-        prepare_data_dir(&path, false).unwrap();
+        drop(prepare_data_dir(&path, false).unwrap());
         fs::write(path.join("db"), b"old").unwrap();
-        assert!(prepare_data_dir(&path, true).unwrap());
+        fs::create_dir(path.join("blobs")).unwrap();
+        fs::write(path.join("blobs").join("1"), b"old").unwrap();
+
+        assert!(prepare_data_dir(&path, true).unwrap().deleted_previous());
         assert!(!path.join("db").exists());
+        assert!(!path.join("blobs").exists());
         assert!(path.join(MARKER_FILE).is_file());
     }
 
@@ -283,7 +410,45 @@ mod tests {
     #[test]
     fn empty_folder_is_used() {
         let parent = tempfile::tempdir().unwrap();
-        assert!(!prepare_data_dir(parent.path(), true).unwrap());
+        assert!(
+            !prepare_data_dir(parent.path(), true)
+                .unwrap()
+                .deleted_previous()
+        );
         assert!(parent.path().join(MARKER_FILE).is_file());
+    }
+
+    #[test]
+    fn file_is_not_a_folder() {
+        let parent = tempfile::tempdir().unwrap();
+        let path = parent.path().join("store");
+        fs::write(&path, b"a file").unwrap();
+        let error = prepare_data_dir(&path, true).unwrap_err();
+        assert!(matches!(error, DataDirError::NotAFolder { .. }), "{error}");
+        assert!(error.to_string().contains("--data-dir"), "{error}");
+        assert_eq!(fs::read(&path).unwrap(), b"a file");
+    }
+
+    #[test]
+    fn locked_folder_is_in_use() {
+        let parent = tempfile::tempdir().unwrap();
+        let path = parent.path().join("store");
+        let first_job = prepare_data_dir(&path, false).unwrap();
+        fs::write(path.join("db"), b"in use").unwrap();
+
+        // A second open of the marker is a separate lock holder, even in this process.
+        for fresh in [false, true] {
+            let error = prepare_data_dir(&path, fresh).unwrap_err();
+            assert!(
+                matches!(&error, DataDirError::InUse { path: p } if p == &path),
+                "{error}"
+            );
+            assert!(error.to_string().contains("in use"), "{error}");
+        }
+        assert_eq!(fs::read(path.join("db")).unwrap(), b"in use");
+
+        drop(first_job);
+        assert!(prepare_data_dir(&path, true).unwrap().deleted_previous());
+        assert!(!path.join("db").exists());
     }
 }

@@ -45,8 +45,19 @@ impl PostgresConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::InvalidUrl`] when the URL cannot be parsed.
+    /// [`ConfigError::UnsupportedScheme`] when the URL starts with a scheme other than
+    /// `postgres://` or `postgresql://`, and [`ConfigError::InvalidUrl`] when it cannot be
+    /// parsed.
     pub fn from_url(url: &str) -> Result<Self, ConfigError> {
+        // sqlx 0.9 parses any scheme as a PostgreSQL URL, so `mysql://` would only fail later
+        // with a pool timeout.
+        if let Some((scheme, _)) = url.split_once("://")
+            && !["postgres", "postgresql"].contains(&scheme.to_ascii_lowercase().as_str())
+        {
+            return Err(ConfigError::UnsupportedScheme {
+                scheme: scheme.to_owned(),
+            });
+        }
         let options = PgConnectOptions::from_str(url).map_err(ConfigError::InvalidUrl)?;
         Ok(Self::from_options(options))
     }
@@ -199,6 +210,14 @@ pub enum ConfigError {
     #[error("invalid PostgreSQL connection URL")]
     InvalidUrl(#[source] sqlx::Error),
 
+    /// The URL names another database system. Only the scheme is kept, because the rest of
+    /// the URL may contain a password.
+    #[error("unsupported URL scheme {scheme:?}: expected postgres:// or postgresql://")]
+    UnsupportedScheme {
+        /// The rejected scheme.
+        scheme: String,
+    },
+
     /// The schema name breaks the rules of [`PostgresConfig::schema`].
     #[error("invalid schema name {name:?}: {reason}")]
     InvalidSchema {
@@ -250,6 +269,21 @@ mod tests {
             assert!(validate_schema(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(validate_schema(&"s".repeat(MAX_SCHEMA_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn url_of_other_system_is_rejected() {
+        for url in ["mysql://u:secret@127.0.0.1/db", "http://127.0.0.1:5432/db"] {
+            let err = PostgresConfig::from_url(url).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::UnsupportedScheme { .. }),
+                "{url}: {err}"
+            );
+            assert!(!err.to_string().contains("secret"), "{err}");
+        }
+        for url in ["postgres://u@127.0.0.1/db", "PostgreSQL://u@127.0.0.1/db"] {
+            assert!(PostgresConfig::from_url(url).is_ok(), "{url}");
+        }
     }
 
     #[test]

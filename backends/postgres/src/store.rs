@@ -10,7 +10,7 @@ use aether_core::{
 use async_trait::async_trait;
 use futures::{StreamExt, stream};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info};
 
@@ -73,12 +73,18 @@ impl PostgresStore {
         if let Some(schema) = &config.schema {
             connect = connect.options([("search_path", schema.as_str())]);
         }
-        let pool = PgPoolOptions::new()
+        let pool = match PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
             .connect_with(connect.clone())
             .await
-            .map_err(|err| map_sqlx(connect_operation(&connect), err))?;
+        {
+            Ok(pool) => pool,
+            Err(sqlx::Error::PoolTimedOut) => {
+                return Err(explain_timeout(&connect, config.acquire_timeout).await);
+            }
+            Err(err) => return Err(map_sqlx(connect_operation(&connect), err)),
+        };
 
         if let Some(schema) = &config.schema {
             create_schema(&pool, schema).await?;
@@ -336,6 +342,27 @@ impl Snapshotter for PostgresStore {
 
 /// Describes a connection attempt for errors, with the server, the user and the TLS mode, such
 /// as `connecting to PostgreSQL at 127.0.0.1:5432 as app with sslmode=verify-full`.
+/// Builds the error for a pool that opened no connection within `waited`.
+///
+/// sqlx's pool keeps retrying refused or failing connections until its acquire timeout and then
+/// reports only the timeout. One more connection outside the pool gives the cause, such as a
+/// refused connection, and its error kind decides whether the failure is retryable.
+async fn explain_timeout(connect: &PgConnectOptions, waited: std::time::Duration) -> StoreError {
+    let operation = format!(
+        "{}: no connection within the acquire timeout of {waited:?}",
+        connect_operation(connect)
+    );
+    match tokio::time::timeout(waited, PgConnection::connect_with(connect)).await {
+        Ok(Err(err)) => map_sqlx(operation, err),
+        Ok(Ok(connection)) => {
+            // The server accepts connections again; the caller may retry.
+            let _ = connection.close().await;
+            map_sqlx(operation, sqlx::Error::PoolTimedOut)
+        }
+        Err(_) => map_sqlx(operation, sqlx::Error::PoolTimedOut),
+    }
+}
+
 fn connect_operation(options: &PgConnectOptions) -> String {
     let server = match options.get_socket() {
         Some(socket) => socket.display().to_string(),

@@ -392,6 +392,11 @@ async fn unreachable_server_is_unavailable() {
         .acquire_timeout(Duration::from_millis(300));
     let err = PostgresStore::connect(config).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
+    // The pool reports only its timeout; the message also gives the cause.
+    let message = aether_core::ErrorChain(&err).to_string();
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    assert!(message.contains("acquire timeout of 300ms"), "{message}");
+    assert!(message.contains("refused"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

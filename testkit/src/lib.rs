@@ -34,6 +34,8 @@ pub mod mock;
 pub mod nats;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "nats", feature = "postgres"))]
+mod watchdog;
 
 pub use conformance::Fixture;
 pub use harness::{ActorTest, Outcome};

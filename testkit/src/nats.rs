@@ -505,30 +505,11 @@ async fn host_port(container: &ContainerAsync<GenericImage>, port: u16) -> u16 {
 /// containers and the network. It outlives Ctrl-C in the terminal because `setsid` puts it in
 /// its own session.
 fn watch_containers(ids: &[String], network: Option<&str>) {
-    let mut script = format!(
-        "while kill -0 {} 2>/dev/null; do sleep 0.2; done; docker rm -f -v {} >/dev/null 2>&1",
-        std::process::id(),
-        ids.join(" ")
-    );
+    let mut cleanup = format!("docker rm -f -v {} >/dev/null 2>&1", ids.join(" "));
     if let Some(network) = network {
-        script.push_str(&format!("; docker network rm {network} >/dev/null 2>&1"));
+        cleanup.push_str(&format!("; docker network rm {network} >/dev/null 2>&1"));
     }
-    spawn_watchdog(&script);
-}
-
-fn spawn_watchdog(script: &str) {
-    let spawned = Command::new("setsid")
-        .args(["sh", "-c", script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    if let Err(err) = spawned {
-        eprintln!(
-            "failed to start the NATS cleanup watchdog (setsid sh): {err}; \
-             a test process that dies may leave NATS servers behind"
-        );
-    }
+    crate::watchdog::spawn(&cleanup, &[], "NATS containers");
 }
 
 /// The `nats-server` binary: [`BIN_ENV`], else the symlink that `scripts/nats-image.sh`
@@ -570,12 +551,15 @@ fn spawn_process(name: &str, args: &[String], folder: &Path) -> (Child, Reported
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|err| panic!("failed to run {}: {err}. {}", bin.display(), instructions()));
-    spawn_watchdog(&format!(
-        "while kill -0 {} 2>/dev/null; do sleep 0.2; done; kill -9 {} 2>/dev/null; rm -rf '{}'",
-        std::process::id(),
-        child.id(),
-        folder.display()
-    ));
+    crate::watchdog::spawn(
+        &format!(
+            "kill -9 {} 2>/dev/null; rm -rf -- {}",
+            child.id(),
+            crate::watchdog::shell_quote(folder)
+        ),
+        &[],
+        "a nats-server process",
+    );
 
     // A reader thread forwards the lines until the server is ready, then keeps draining
     // stderr so the server never blocks on a full pipe.

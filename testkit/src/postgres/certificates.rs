@@ -16,6 +16,21 @@ use std::process::Command;
 /// Days for which the certificates are valid.
 const VALID_DAYS: &str = "2";
 
+/// The `openssl req` arguments shared by every certificate: a new P-256 key without a
+/// passphrase and a certificate valid for [`VALID_DAYS`].
+const NEW_KEY_AND_CERT: [&str; 10] = [
+    "req",
+    "-x509",
+    "-new",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-noenc",
+    "-days",
+    VALID_DAYS,
+];
+
 /// A self-signed certificate authority whose certificate and key are PEM files in a folder.
 #[derive(Debug, Clone)]
 pub struct CertificateAuthority {
@@ -43,31 +58,21 @@ impl CertificateAuthority {
     pub fn create(folder: &Path, name: &str) -> Self {
         let cert = folder.join(format!("{name}.crt"));
         let key = folder.join(format!("{name}.key"));
-        run_openssl(
-            &format!("creating CA {name}"),
-            &[
-                "req",
-                "-x509",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-noenc",
-                "-days",
-                VALID_DAYS,
-                "-subj",
-                &format!("/CN=aether test CA {name}"),
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-                "-keyout",
-                path_arg(&key),
-                "-out",
-                path_arg(&cert),
-            ],
-        );
+        let subject = format!("/CN=aether test CA {name}");
+        let mut args = NEW_KEY_AND_CERT.to_vec();
+        args.extend([
+            "-subj",
+            &subject,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            path_arg(&key),
+            "-out",
+            path_arg(&cert),
+        ]);
+        run_openssl(&format!("creating CA {name}"), &args);
         Self { cert, key }
     }
 
@@ -117,17 +122,8 @@ impl CertificateAuthority {
         let cert = folder.join(format!("{name}.crt"));
         let key = folder.join(format!("{name}.key"));
         let subject = format!("/CN={common_name}");
-        let mut args = vec![
-            "req",
-            "-x509",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-noenc",
-            "-days",
-            VALID_DAYS,
+        let mut args = NEW_KEY_AND_CERT.to_vec();
+        args.extend([
             "-subj",
             &subject,
             "-CA",
@@ -138,7 +134,7 @@ impl CertificateAuthority {
             "basicConstraints=critical,CA:FALSE",
             "-addext",
             "keyUsage=critical,digitalSignature",
-        ];
+        ]);
         for extension in extensions {
             args.extend(["-addext", extension]);
         }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::certificates::{CertificateAuthority, CertifiedKey};
+use crate::watchdog::shell_quote;
 
 /// How long [`PrivateServer`]'s cleanup waits for the postmaster to exit after each signal.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -425,35 +426,19 @@ fn wait_gone(pid: u32) -> bool {
     true
 }
 
-/// Starts a process, in a session of its own, that waits for this test process to exit and
-/// then stops the server and removes `folder`. After a normal `Drop` both are gone already,
-/// and the script's `stop` reports that there is nothing to stop.
+/// Starts a watchdog that stops the server and removes `folder` once this test process has
+/// exited. After a normal `Drop` both are gone already, and the script's `stop` reports that
+/// there is nothing to stop.
 fn spawn_watchdog(data: &Path, folder: &Path) {
-    let script = format!(
-        "while kill -0 {test_pid} 2>/dev/null; do sleep 0.5; done; \
-         AETHER_PG_DATA={data} bash {script} stop >/dev/null 2>&1; rm -rf -- {folder}",
-        test_pid = std::process::id(),
+    let cleanup = format!(
+        "AETHER_PG_DATA={data} bash {script} stop >/dev/null 2>&1; rm -rf -- {folder}",
         data = shell_quote(data),
         script = shell_quote(&script_path()),
         folder = shell_quote(folder),
     );
-    let spawned = Command::new("setsid")
-        .args(["sh", "-c", &script])
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    if let Err(err) = spawned {
-        eprintln!(
-            "aether-testkit: cannot start the cleanup watchdog (setsid sh): {err}; a test \
-             process that is killed may leave the server in {} running",
-            data.display()
-        );
-    }
-}
-
-/// Quotes a path for `sh` in single quotes.
-fn shell_quote(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+    crate::watchdog::spawn(
+        &cleanup,
+        &["DATABASE_URL"],
+        &format!("the server in {}", data.display()),
+    );
 }

@@ -170,6 +170,9 @@ impl StoreError {
 /// Displays an error followed by each of its sources, joined with `": "`, the way a command-line
 /// program or a test failure prints it.
 ///
+/// Many libraries put their source's message into their own and also return the source, so a
+/// source whose message already ends the text printed so far is left out.
+///
 /// ```
 /// use aether_core::{ErrorChain, StoreError};
 ///
@@ -185,10 +188,15 @@ pub struct ErrorChain<'a>(pub &'a (dyn StdError + 'static));
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut last = self.0.to_string();
+        f.write_str(&last)?;
         let mut source = self.0.source();
         while let Some(cause) = source {
-            write!(f, ": {cause}")?;
+            let text = cause.to_string();
+            if !last.ends_with(&text) {
+                write!(f, ": {text}")?;
+                last = text;
+            }
             source = cause.source();
         }
         Ok(())
@@ -216,6 +224,20 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "conflict on invoice/536365: expected version 3, actual version is 5"
+        );
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error communicating with database: {0}")]
+    struct Repeating(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_leaves_out_repeated_sources() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = StoreError::unavailable("connecting", Repeating(io));
+        assert_eq!(
+            ErrorChain(&err).to_string(),
+            "store unavailable while connecting: error communicating with database: refused"
         );
     }
 

@@ -202,7 +202,21 @@ fn postgres_without_url_exits_2() {
         message.contains("--store postgres needs --database-url"),
         "{message}"
     );
+    assert!(message.contains("hint: pass --database-url"), "{message}");
     assert!(stdout(&output).is_empty());
+
+    // An empty DATABASE_URL, as `DATABASE_URL= retail ...` leaves it, counts as none.
+    let empty = Command::new(env!("CARGO_BIN_EXE_retail"))
+        .args(["--store", "postgres", "--limit", "10", "--no-progress"])
+        .env("DATABASE_URL", "")
+        .output()
+        .expect("the retail binary runs");
+    assert_eq!(empty.status.code(), Some(2), "{}", stderr(&empty));
+    assert!(
+        stderr(&empty).contains("--store postgres needs --database-url"),
+        "{}",
+        stderr(&empty)
+    );
 }
 
 /// Lines of the shipped file the JetStream and PostgreSQL tests read.
@@ -405,7 +419,11 @@ fn unusable_input_names_the_file() {
     for (path, part) in cases {
         let output = retail(&["--store", "memory", "--input", path.to_str().unwrap()]);
         let path = path.display().to_string();
-        assert_failed(&output, 1, &[&path, part, "hint: nothing was stored"]);
+        assert_failed(
+            &output,
+            1,
+            &[&path, part, "hint: the store was left as it was"],
+        );
     }
 }
 
@@ -457,7 +475,7 @@ fn fresh_with_bad_input_keeps_store() {
         "--input",
         missing.to_str().unwrap(),
     ]);
-    assert_failed(&fresh, 1, &["missing.csv.gz", "nothing was stored"]);
+    assert_failed(&fresh, 1, &["missing.csv.gz", "nothing stored or deleted"]);
 
     // The events of the first run are still there, so the same run stores nothing new.
     let again = retail(&["--store", "sled", "--data-dir", data_dir, "--limit", "500"]);

@@ -8,7 +8,6 @@
 //! An error is printed to standard error as one `error:` line with its causes, followed by a
 //! `hint:` line when there is a next step to suggest.
 
-use std::error::Error;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,8 +49,9 @@ struct Args {
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
 
-    /// The JetStream namespace or PostgreSQL schema the job writes to: lowercase letters,
-    /// digits and `_`.
+    /// The JetStream namespace or PostgreSQL schema the job writes to. PostgreSQL takes
+    /// lowercase letters, digits and `_`, starting with a letter or `_`; JetStream also takes
+    /// uppercase letters and `-`.
     #[arg(long, default_value = "retail")]
     namespace: String,
 
@@ -122,13 +122,7 @@ fn main() -> ExitCode {
             }
         }
         Err(error) => {
-            let mut message = format!("error: {error}");
-            let mut source = error.source();
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("{message}");
+            eprintln!("error: {}", aether::core::ErrorChain(&error));
             if let Some(hint) = error.hint() {
                 eprintln!("hint: {hint}");
             }

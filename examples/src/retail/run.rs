@@ -143,7 +143,12 @@ impl JobError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             JobError::Input(_) => Some(
-                "nothing was stored; --input takes the Online Retail CSV, gzip-compressed or plain",
+                "the store was left as it was, nothing stored or deleted; --input takes the \
+                 Online Retail CSV, gzip-compressed or plain",
+            ),
+            JobError::MissingDatabaseUrl => Some(
+                "pass --database-url postgres://USER:PASSWORD@HOST:PORT/DATABASE; in the source \
+                 tree, eval \"$(scripts/postgres.sh start)\" starts a throwaway server",
             ),
             JobError::Read(_) => Some(
                 "the lines before the failure were sent to the store; a rerun with the complete \
@@ -327,9 +332,11 @@ async fn open_jetstream(options: &JobOptions) -> Result<JetStreamStore, JobError
 
 /// Builds the PostgreSQL settings from `--database-url` and `--namespace`, without connecting.
 fn postgres_config(options: &JobOptions) -> Result<PostgresConfig, JobError> {
+    // An empty DATABASE_URL counts as unset, as shells leave it after `DATABASE_URL=`.
     let url = options
         .database_url
         .as_deref()
+        .filter(|url| !url.trim().is_empty())
         .ok_or(JobError::MissingDatabaseUrl)?;
     let config = PostgresConfig::from_url(url)
         .map_err(JobError::DatabaseUrl)?

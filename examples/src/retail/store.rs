@@ -21,7 +21,7 @@ use async_trait::async_trait;
 pub const MARKER_FILE: &str = "aether-retail-store.txt";
 
 const MARKER_TEXT: &str = "This folder is the sled store of the aether retail job. \
-`retail --fresh` deletes it.\n";
+`retail --fresh` empties the folder but keeps this file.\n";
 
 /// The stores the retail job can be asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

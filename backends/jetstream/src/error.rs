@@ -360,9 +360,10 @@ mod tests {
                 async_nats::ServerError::AuthorizationViolation,
             )
         };
-        // The async-nats error alone repeats its cause when its chain is printed.
+        // The async-nats error alone repeats its cause when its chain is printed, even with
+        // the exact repeats left out.
         let raw = describe(&rejected());
-        assert_eq!(raw.matches("authorization violation").count(), 3, "{raw}");
+        assert!(raw.matches("authorization violation").count() >= 2, "{raw}");
 
         let err = connect_failed(rejected());
         assert_eq!(

@@ -342,17 +342,22 @@ impl Snapshotter for PostgresStore {
 
 /// Describes a connection attempt for errors, with the server, the user and the TLS mode, such
 /// as `connecting to PostgreSQL at 127.0.0.1:5432 as app with sslmode=verify-full`.
+/// Longest wait for the extra connection that [`explain_timeout`] opens.
+const EXPLAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Builds the error for a pool that opened no connection within `waited`.
 ///
 /// sqlx's pool keeps retrying refused or failing connections until its acquire timeout and then
 /// reports only the timeout. One more connection outside the pool gives the cause, such as a
-/// refused connection, and its error kind decides whether the failure is retryable.
+/// refused connection, and its error kind decides whether the failure is retryable. A server
+/// that does not respond at all adds up to [`EXPLAIN_TIMEOUT`] to the time `connect` takes.
 async fn explain_timeout(connect: &PgConnectOptions, waited: std::time::Duration) -> StoreError {
     let operation = format!(
         "{}: no connection within the acquire timeout of {waited:?}",
         connect_operation(connect)
     );
-    match tokio::time::timeout(waited, PgConnection::connect_with(connect)).await {
+    let attempt = PgConnection::connect_with(connect);
+    match tokio::time::timeout(EXPLAIN_TIMEOUT.min(waited), attempt).await {
         Ok(Err(err)) => map_sqlx(operation, err),
         Ok(Ok(connection)) => {
             // The server accepts connections again; the caller may retry.

@@ -23,7 +23,7 @@ use crate::mailbox::{Envelope, Message, VmHandle};
 use crate::metrics as m;
 use crate::shared::{KindRuntime, Shared};
 
-/// Longest batch that looks for repeated command ids by scanning. Longer batches use a hash
+/// Maximum batch length for which repeated command ids are found by scanning. Longer batches use a hash
 /// map, so the search time does not grow with the square of the batch length.
 const SCAN_BATCH_LEN: usize = 8;
 

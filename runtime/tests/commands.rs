@@ -130,7 +130,7 @@ async fn repeated_id_within_one_batch_is_stored_once() {
 async fn long_batch_repeats_share_replies() {
     let store = MemoryStore::new();
     let runtime = runtime(&store);
-    // On the test's single thread all 30 asks reach the mailbox before the actor runs, so
+    // On the test's single thread all 30 commands reach the mailbox before the actor runs, so
     // they form one batch, longer than the batches searched by scanning.
     let asks = (0..30).map(|i| {
         runtime.ask_with::<Counter>(

@@ -158,14 +158,14 @@ pub(crate) async fn append(
                 });
             }
             Err(err) if err.kind() == PublishErrorKind::StreamNotFound => {
-                // No server answered the publish, so nothing was stored. In a cluster this
+                // No server responded to the publish, so nothing was stored. In a cluster this
                 // happens while a new stream's subjects spread to the other servers and while
                 // a stream leader is elected. Both settle within moments.
                 if !unrouted.pause().await {
                     warn!(%actor, error = %err, "append failed");
                     return Err(request_failed(format!("appending to {actor}"), err));
                 }
-                debug!(%actor, "no stream answered the append; sending it again");
+                debug!(%actor, "no stream responded to the append; sending it again");
             }
             Err(err) => {
                 // The append may or may not be stored; the next one fetches the head again.
@@ -342,11 +342,11 @@ pub(crate) async fn fetch_head(
             Err(err) if is_not_found(&err.kind()) => return Ok(Head::EMPTY),
             Err(err) => err,
         };
-        // No server answered yet: the stream is new or electing a leader.
+        // No server responded yet, because the stream is new or is electing a leader.
         if !is_unrouted(&err) || !unrouted.pause().await {
             return Err(request_failed(format!("reading the head of {actor}"), err));
         }
-        debug!(%actor, "no stream answered the head request; sending it again");
+        debug!(%actor, "no stream responded to the head request; sending it again");
     }
 }
 

@@ -204,7 +204,7 @@ where
     }
 }
 
-/// Pauses between requests that no server answered, doubling from 10 ms up to 250 ms, until
+/// Pauses between requests that no server responded to, doubling from 10 ms up to 250 ms, until
 /// the request timeout has passed since the first one.
 pub(crate) struct UnroutedRetry {
     started: Instant,
@@ -236,8 +236,8 @@ impl UnroutedRetry {
     }
 }
 
-/// Returns whether `err` or one of its sources says that no server answered a request,
-/// which means nothing was done: the stream is not reachable from this connection yet.
+/// Returns whether `err` or one of its sources reports that no server responded to a request.
+/// Then nothing was done, because the stream is not reachable from this connection yet.
 pub(crate) fn is_unrouted(err: &(dyn StdError + 'static)) -> bool {
     let mut current = Some(err);
     while let Some(err) = current {

@@ -10,7 +10,7 @@ use aether_core::{ActorRef, Version};
 use dashmap::DashMap;
 use tokio::sync::Mutex;
 
-/// Where an actor's stream ends: the stream sequence of its last message and its version.
+/// The end of an actor's stream: the stream sequence of its last message and its version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Head {
     /// Stream sequence of the actor's last message; 0 when it has none.

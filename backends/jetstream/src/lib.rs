@@ -112,7 +112,7 @@
 //!
 //! # Errors and limits
 //!
-//! An append or head request that no server answers stored nothing, so the store sends it
+//! An append or head request that no server responds to stored nothing, so the store sends it
 //! again, with pauses of up to 250 ms, until the request timeout has passed. In a cluster this
 //! covers the moments in which a new stream's subjects reach the other servers and in which a
 //! stream elects a leader. Timeouts, lost connections, no responders after that wait and a

@@ -314,12 +314,12 @@ async fn direct_batch(
         if !unrouted.pause().await {
             return Err(StoreError::unavailable(
                 format!("reading subject {subject} from sequence {start}"),
-                "no server answers direct gets on the stream",
+                "no server responds to direct gets on the stream",
             ));
         }
         debug!(
             subject,
-            start, "no replica answered a direct get; sending it again"
+            start, "no replica responded to a direct get; sending it again"
         );
     }
 }

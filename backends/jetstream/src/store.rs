@@ -63,7 +63,7 @@ impl JetStreamStore {
     ///
     /// [`ConnectError::InvalidConfig`], [`ConnectError::Credentials`] and
     /// [`ConnectError::TlsFile`] come before anything is sent. [`ConnectError::Connect`] means
-    /// that no server answered, the server rejected the credentials or the TLS handshake
+    /// that no server responded, the server rejected the credentials or the TLS handshake
     /// failed. Then come [`ConnectError::UnsupportedServer`] for servers before 2.10,
     /// [`ConnectError::JetStreamDisabled`], and [`ConnectError::Setup`] when the stream or the
     /// bucket cannot be created (for example more replicas than servers).

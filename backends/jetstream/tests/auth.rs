@@ -54,9 +54,9 @@ fn token_config() -> String {
 
 /// Returns a `tls` block with the server certificate of `pki`. `verify` makes the server
 /// require a client certificate signed by the CA. `handshake_first`, when given, is the value
-/// of that setting: `true` makes the server expect the TLS handshake before it sends its INFO
-/// message, and a duration such as `"300ms"` makes it wait that long for one before it falls
-/// back to sending INFO first.
+/// of that setting. `true` makes the server expect the TLS handshake before it sends its INFO
+/// message. A duration such as `"300ms"` makes it wait that long for a handshake before it
+/// falls back to sending INFO first.
 fn tls_config(pki: &Pki, verify: bool, handshake_first: Option<&str>) -> String {
     let mut block = format!(
         "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: {verify}\n",

@@ -431,7 +431,7 @@ async fn connect_rejects_bad_config_and_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn append_retries_until_stream_answers() {
+async fn append_retries_until_stream_responds() {
     let server = shared_single_node().await;
     let namespace = unique_namespace("t");
     let config = JetStreamConfig::new(server.urls())
@@ -444,8 +444,8 @@ async fn append_retries_until_stream_answers() {
         .await
         .unwrap();
 
-    // With the stream gone, nothing answers a publish to the actor's subject. The store knows
-    // the actor's head, so it publishes straight away and has to wait for a stream to answer.
+    // With the stream gone, nothing responds to a publish to the actor's subject. The store has
+    // the actor's head cached, so it publishes straight away and has to wait for a stream.
     // `Any` lets the append land whichever of the two writers below the new stream sees first.
     first.delete_namespace().await.unwrap();
     let waiting = tokio::spawn({

@@ -359,7 +359,7 @@ async fn client_certificate_authenticates_role() {
     // the TLS handshake with an alert, so the reason comes from the TLS library.
     // NOTE: the client sends its startup message right after its half of the TLS 1.3
     // handshake. If the server closed with that message unread, the client could see a
-    // connection reset in place of the alert; no run on Linux has shown that so far.
+    // connection reset in place of the alert. No run on Linux has shown that so far.
     let stranger_ca = CertificateAuthority::create(&tls.folder, "stranger-ca");
     let stranger = stranger_ca.issue_client(&tls.folder, "client-stranger", CERT_USER);
     let (err, took) = connect_err(cert_config(&cert_url(&stranger))).await;
